@@ -1,0 +1,133 @@
+"""Find, load, run and verify medkit bundles (a thin layer over ``monai.bundle``)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from medkit.errors import MedkitError
+
+__all__ = [
+    "config_bundle_root",
+    "resolve_bundle",
+    "load_metadata",
+    "class_names",
+    "channel_names",
+    "create_workflow",
+    "default_device",
+    "SCHEMA_PATH",
+]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "meta_schema.json")
+WORKFLOW_FILES = {"train": "train.json", "evaluate": "evaluate.json", "infer": "inference.json"}
+WORKFLOW_TYPES = {"train": "train", "evaluate": "infer", "infer": "infer"}
+
+
+def _root_from_configs_dir(path: str) -> str:
+    path = os.path.abspath(path)
+    return os.path.dirname(path) if os.path.basename(path) == "configs" else path
+
+
+def config_bundle_root() -> str:
+    """The folder of the bundle whose config is being parsed, wherever the process was started.
+
+    Used as ``"bundle_root": "$medkit.bundle.config_bundle_root()"`` so that the single-file command
+    ``python -m monai.bundle run --config_file <bundle>/configs/train.json`` works from any working
+    directory and from a copied bundle. It finds, in order: the ``ConfigWorkflow`` that is parsing the
+    config (its ``config_root_path``), a ``--config_file`` argument on the command line, the working
+    directory. Pass ``--bundle_root`` to override.
+    """
+    frame = inspect.currentframe()
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        root = getattr(owner, "config_root_path", None)
+        if root is not None:
+            return _root_from_configs_dir(os.fspath(root))
+        frame = frame.f_back
+    argv = sys.argv
+    for i, arg in enumerate(argv):
+        value = None
+        if arg == "--config_file" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--config_file="):
+            value = arg.split("=", 1)[1]
+        if value:
+            first = value.strip("[]'\" ").split(",")[0].strip("'\" ")
+            return _root_from_configs_dir(os.path.dirname(first))
+    return os.getcwd()
+
+
+def resolve_bundle(bundle: str | os.PathLike) -> str:
+    """Absolute path of a bundle given as a folder, or as a name under ``./bundles`` or medkit's checkout.
+
+    Raises:
+        MedkitError: no folder with ``configs/metadata.json`` is found.
+    """
+    bundle = os.fspath(bundle)
+    candidates = [bundle, os.path.join("bundles", bundle)]
+    candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bundles", bundle))
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "configs", "metadata.json")):
+            return os.path.abspath(path)
+    raise MedkitError(f"{bundle}: not a bundle (no configs/metadata.json there or under ./bundles)")
+
+
+def load_metadata(bundle_dir: str) -> dict:
+    """The bundle's ``configs/metadata.json`` as a dict."""
+    with open(os.path.join(bundle_dir, "configs", "metadata.json")) as f:
+        return json.load(f)
+
+
+def class_names(bundle_dir: str) -> list[str]:
+    """Class names in output-channel order, from the metadata's ``channel_def`` (the label map)."""
+    return channel_names(load_metadata(bundle_dir))
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def create_workflow(bundle_dir: str, workflow: str, overrides: Mapping[str, Any] | None = None):
+    """A ``ConfigWorkflow`` for one of the bundle's workflows (``train``, ``evaluate``, ``infer``), initialised.
+
+    Args:
+        bundle_dir: the bundle folder.
+        workflow: which config file to load.
+        overrides: config ids to values, as ``--id value`` would on the command line.
+
+    Raises:
+        MedkitError: unknown workflow or missing config file.
+    """
+    from monai.bundle import ConfigWorkflow
+
+    if workflow not in WORKFLOW_FILES:
+        raise MedkitError(f"unknown workflow '{workflow}', expected one of {sorted(WORKFLOW_FILES)}")
+    config_file = os.path.join(bundle_dir, "configs", WORKFLOW_FILES[workflow])
+    if not os.path.isfile(config_file):
+        raise MedkitError(f"{config_file}: the bundle has no {workflow} config")
+    wf = ConfigWorkflow(
+        config_file=config_file,
+        workflow_type=WORKFLOW_TYPES[workflow],
+        **{"bundle_root": bundle_dir, **dict(overrides or {})},
+    )
+    wf.initialize()
+    return wf
+
+
+def channel_names(meta: Mapping[str, Any]) -> list[str]:
+    """Class names in output-channel order from a parsed metadata dict (``@_meta_`` in a config)."""
+    try:
+        channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
+    except (KeyError, TypeError):
+        raise MedkitError("metadata.json lacks network_data_format.outputs.pred.channel_def (the label map)") from None
+    return [channel_def[str(i)] for i in range(len(channel_def))]

@@ -1,0 +1,60 @@
+"""Datalist builders for the published layouts, patient-level splits and synthetic look-alikes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from medkit.data.chest_xray import build_chest_xray_datalist
+from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
+from medkit.data.splits import split_by_patient
+from medkit.errors import MedkitError
+
+__all__ = [
+    "BUILDERS",
+    "make_datalist",
+    "select_split",
+    "build_chest_xray_datalist",
+    "split_by_patient",
+    "class_counts",
+    "class_weights",
+    "load_datalist",
+    "write_json_atomic",
+]
+
+#: datalist builder of each data source, by the name used in ``medkit prepare`` and bundle configs
+BUILDERS: dict[str, Callable[..., dict]] = {"pneumonia": build_chest_xray_datalist}
+
+SPLITS = ("training", "validation", "test", "all")
+
+
+def make_datalist(source: str, dataset_dir: str = "", datalist_file: str = "", **kwargs) -> dict:
+    """A datalist from a prepared JSON file if one is given, else built from ``dataset_dir``.
+
+    Args:
+        source: builder name, one of ``BUILDERS``.
+        dataset_dir: the data set folder as published.
+        datalist_file: a JSON written by ``medkit prepare``; wins over ``dataset_dir`` when not empty.
+        kwargs: passed to the builder (``val_fraction``, ``seed``, ...).
+
+    Raises:
+        MedkitError: unknown source, or neither a datalist file nor a data folder is given.
+    """
+    if datalist_file:
+        return load_datalist(datalist_file)
+    if source not in BUILDERS:
+        raise MedkitError(f"unknown data source '{source}', expected one of {sorted(BUILDERS)}")
+    if not dataset_dir:
+        raise MedkitError(
+            "no data folder given: pass --dataset_dir (bundle), --data (medkit) or set MEDKIT_DATA"
+        )
+    return BUILDERS[source](os.path.expanduser(os.fspath(dataset_dir)), **kwargs)
+
+
+def select_split(datalist: dict, split: str) -> list[dict]:
+    """Items of one split of a datalist; ``"all"`` joins training, validation and test."""
+    if split not in SPLITS:
+        raise MedkitError(f"unknown split '{split}', expected one of {list(SPLITS)}")
+    if split == "all":
+        return [*datalist.get("training", []), *datalist.get("validation", []), *datalist.get("test", [])]
+    return list(datalist.get(split, []))

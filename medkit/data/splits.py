@@ -1,0 +1,54 @@
+"""Patient-level, class-stratified train/validation splits."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["split_by_patient"]
+
+
+def split_by_patient(
+    items: Sequence[dict], val_fraction: float = 0.15, seed: int = 0, patient_key: str = "patient"
+) -> tuple[list[dict], list[dict]]:
+    """Split items into training and validation so that no patient is on both sides.
+
+    Patients are stratified by their most frequent label, so each class keeps about
+    ``val_fraction`` of its patients in validation.
+
+    Args:
+        items: dicts with ``patient_key`` and ``"label"``.
+        val_fraction: fraction of each class's patients that go to validation, in ``[0, 1)``.
+        seed: seed of the shuffle, so the split is reproducible.
+        patient_key: key of the patient id.
+
+    Returns:
+        ``(training, validation)`` lists, each in the input order.
+
+    Raises:
+        ValueError: ``val_fraction`` is outside ``[0, 1)`` or an item lacks the keys.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    labels_of: dict[str, Counter] = defaultdict(Counter)
+    for item in items:
+        if patient_key not in item or "label" not in item:
+            raise ValueError(f"every item needs '{patient_key}' and 'label' keys, got {sorted(item)}")
+        labels_of[item[patient_key]][item["label"]] += 1
+    by_class: dict[object, list[str]] = defaultdict(list)
+    for patient in sorted(labels_of):
+        by_class[labels_of[patient].most_common(1)[0][0]].append(patient)
+    rng = np.random.default_rng(seed)
+    val_patients: set[str] = set()
+    for label in sorted(by_class, key=str):
+        patients = by_class[label]
+        order = rng.permutation(len(patients))
+        n_val = int(round(val_fraction * len(patients)))
+        if val_fraction > 0 and n_val == 0 and len(patients) > 1:
+            n_val = 1
+        val_patients.update(patients[i] for i in order[:n_val])
+    training = [i for i in items if i[patient_key] not in val_patients]
+    validation = [i for i in items if i[patient_key] in val_patients]
+    return training, validation

@@ -1,0 +1,7 @@
+"""Ignite handlers medkit adds to MONAI's: report and prediction writers."""
+
+from __future__ import annotations
+
+from medkit.handlers.report_writer import ClassificationReportWriter
+
+__all__ = ["ClassificationReportWriter"]

@@ -1,0 +1,156 @@
+"""Ignite handler that collects a classifier's outputs and writes the evaluation report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medkit.data.datalist import write_json_atomic
+from medkit.metrics.classification import classification_report, predict_labels, roc_curve
+from medkit.metrics.plots import plot_confusion_matrix, plot_image_grid, plot_roc
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+__all__ = ["ClassificationReportWriter", "write_text_atomic"]
+
+logger = logging.getLogger(__name__)
+
+
+def write_text_atomic(text: str, path: str) -> str:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def _to_numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+class ClassificationReportWriter:
+    """Collect ``pred`` probabilities, labels and image paths; on completion write the report.
+
+    Files written to ``output_dir``: ``metrics.json`` (see ``classification_report``),
+    ``predictions.csv`` (one row per image, with its loss), ``confusion_matrix.png``, ``roc.png`` and
+    ``worst_mistakes.png`` (the ``n_worst`` images with the highest cross-entropy, "top losses").
+
+    Args:
+        output_dir: folder for the report.
+        class_names: names in output-channel order.
+        path_key: key of the image path kept by the preprocessing.
+        threshold: decision threshold for two classes (``None``: argmax).
+        n_worst: number of images in the worst-mistakes grid.
+        image_reader: reads an image path to a 2D array for the grid.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        class_names: Sequence[str],
+        path_key: str = "image_path",
+        threshold: float | None = None,
+        n_worst: int = 16,
+        image_reader=None,
+    ) -> None:
+        self.output_dir = output_dir
+        self.class_names = list(class_names)
+        self.path_key = path_key
+        self.threshold = threshold
+        self.n_worst = n_worst
+        self.image_reader = image_reader
+        self.report: dict | None = None
+        self._reset()
+
+    def _reset(self, engine: Engine | None = None) -> None:
+        self.probs: list[np.ndarray] = []
+        self.labels: list[int] = []
+        self.paths: list[str] = []
+
+    def attach(self, engine: Engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _collect(self, engine: Engine) -> None:
+        outputs = engine.state.output
+        batch = engine.state.batch
+        if isinstance(outputs, dict):  # not decollated
+            outputs, batch = [outputs], [batch]
+        for out, item in zip(outputs, batch):
+            self.probs.append(_to_numpy(out["pred"]).astype(np.float64).ravel())
+            self.labels.append(int(_to_numpy(out.get("label", item.get("label"))).ravel()[0]))
+            self.paths.append(str(item.get(self.path_key, "")))
+
+    def _write(self, engine: Engine | None = None) -> dict:
+        if not self.probs:
+            raise RuntimeError("no predictions were collected; is the data list empty?")
+        probs, labels = np.stack(self.probs), np.asarray(self.labels)
+        report = classification_report(probs, labels, self.class_names, self.threshold)
+        preds = predict_labels(probs, self.threshold)
+        losses = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))
+        os.makedirs(self.output_dir, exist_ok=True)
+        self._write_predictions(probs, labels, preds, losses)
+        plot_confusion_matrix(np.asarray(report["confusion_matrix"]), self.class_names, self._out("confusion_matrix.png"))
+        plot_roc(self._roc_curves(probs, labels, report), self._out("roc.png"))
+        self._plot_worst(probs, labels, preds, losses)
+        write_json_atomic(report, self._out("metrics.json"))
+        logger.info(
+            "evaluation of %d cases: accuracy %.4f, AUC %.4f, F1 macro %.4f -> %s",
+            report["n_cases"], report["accuracy"], report["auc"], report["f1_macro"], self.output_dir,
+        )
+        self.report = report
+        return report
+
+    def _out(self, name: str) -> str:
+        return os.path.join(self.output_dir, name)
+
+    def _roc_curves(self, probs: np.ndarray, labels: np.ndarray, report: dict) -> dict:
+        classes = [1] if len(self.class_names) == 2 else range(len(self.class_names))
+        curves = {}
+        for c in classes:
+            name = self.class_names[c]
+            if 0 < (labels == c).sum() < len(labels):
+                fpr, tpr, _ = roc_curve(probs[:, c], labels == c)
+                curves[name] = (fpr, tpr, report["per_class"][name]["auc"])
+        return curves
+
+    def _write_predictions(self, probs, labels, preds, losses) -> None:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["image", "label", "prediction", *[f"prob_{n}" for n in self.class_names], "loss"])
+        for path, y, p, pr, loss in zip(self.paths, labels, preds, probs, losses):
+            writer.writerow([path, self.class_names[y], self.class_names[p], *[f"{v:.6f}" for v in pr], f"{loss:.6f}"])
+        write_text_atomic(buf.getvalue(), self._out("predictions.csv"))
+
+    def _plot_worst(self, probs, labels, preds, losses) -> None:
+        if self.n_worst <= 0:
+            return
+        from medkit.io.xray import read_xray
+
+        reader = self.image_reader or (lambda p: read_xray(p)[0])
+        order = [i for i in np.argsort(-losses) if preds[i] != labels[i]][: self.n_worst]
+        images, titles = [], []
+        for i in order:
+            try:
+                images.append(reader(self.paths[i]))
+            except Exception as e:  # the grid is an aid; a missing file must not lose the report
+                logger.warning("%s: cannot show in the worst-mistakes grid (%s)", self.paths[i], e)
+                continue
+            titles.append(
+                f"{os.path.basename(self.paths[i])}\ntrue {self.class_names[labels[i]]}, "
+                f"pred {self.class_names[preds[i]]} ({probs[i, preds[i]]:.2f})"
+            )
+        plot_image_grid(images, titles or ["no mistakes"], self._out("worst_mistakes.png"))

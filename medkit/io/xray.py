@@ -1,0 +1,165 @@
+"""Chest radiograph reading: PNG/JPEG (1 or 3 channels to 1) and DICOM (MONOCHROME1, rescale, VOI LUT).
+
+Arrays are returned row-major, ``(rows, columns)`` as displayed, in float32. DICOM pixel data in
+compressed transfer syntaxes (JPEG baseline/lossless, JPEG-LS, JPEG 2000, RLE) is decoded by the
+pylibjpeg plugins that medkit depends on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from monai.data import ImageReader
+from monai.utils import MetaKeys, ensure_tuple
+
+from medkit.errors import InputFileError
+
+__all__ = ["XRayReader", "read_xray", "is_dicom_file", "RASTER_SUFFIXES", "DICOM_SUFFIXES"]
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+
+
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DICOM Part 10 file (``DICM`` magic at byte 128) or has a DICOM suffix."""
+    path = os.fspath(path)
+    if path.lower().endswith(DICOM_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _read_raster(path: str) -> tuple[np.ndarray, dict]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                arr = np.asarray(im).astype(np.float32)
+            else:
+                arr = np.asarray(im.convert("L"), dtype=np.float32)
+    except UnidentifiedImageError:
+        raise InputFileError(path, "not a readable image (unknown or corrupt format)") from None
+    except OSError as e:  # truncated files, broken streams
+        raise InputFileError(path, f"cannot decode image ({e})") from None
+    if arr.ndim != 2:
+        raise InputFileError(path, f"expected a 2D image, got array of shape {arr.shape}")
+    return arr, {"source_mode": mode, "pixel_spacing": (1.0, 1.0), "modality": "CR"}
+
+
+def _read_dicom(path: str) -> tuple[np.ndarray, dict]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, EOFError, ValueError) as e:
+        raise InputFileError(path, f"not a readable DICOM file ({e})") from None
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise InputFileError(path, "DICOM file has no pixel data")
+    try:
+        arr = ds.pixel_array
+    except Exception as e:  # decoder errors come in many types
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
+        raise InputFileError(path, f"cannot decode DICOM pixel data (transfer syntax {ts}: {e})") from None
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if n_frames > 1:
+        arr = arr[0]
+    if photometric.startswith("MONOCHROME"):
+        arr = apply_modality_lut(arr, ds)
+        if "WindowCenter" in ds or "VOILUTSequence" in ds:
+            arr = apply_voi_lut(arr, ds)
+        arr = np.asarray(arr, dtype=np.float32)
+        if photometric == "MONOCHROME1":
+            arr = arr.max() + arr.min() - arr
+    else:  # colour radiograph (rare): pydicom returns RGB for YBR after conversion
+        arr = np.asarray(arr, dtype=np.float32)
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+            arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if arr.ndim != 2:
+        raise InputFileError(path, f"expected a 2D radiograph, got pixel array of shape {arr.shape}")
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or (1.0, 1.0)
+    meta = {
+        "source_mode": photometric,
+        "pixel_spacing": tuple(float(s) for s in spacing),
+        "modality": str(ds.get("Modality", "")),
+        "patient_id": str(ds.get("PatientID", "")),
+    }
+    return arr, meta
+
+
+def read_xray(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """Read one radiograph as a float32 ``(rows, columns)`` array and a metadata dict.
+
+    Args:
+        path: a PNG/JPEG/BMP/TIFF file or a DICOM file (with or without a ``.dcm`` suffix).
+
+    Returns:
+        the image and a dict with ``source_mode``, ``pixel_spacing`` (row, column mm) and ``modality``.
+
+    Raises:
+        InputFileError: the file is missing, empty, truncated, not an image or a DICOM without pixels.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputFileError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise InputFileError(path, "file is empty (0 bytes)")
+    if is_dicom_file(path):
+        arr, meta = _read_dicom(path)
+    else:
+        arr, meta = _read_raster(path)
+    if arr.size == 0:
+        raise InputFileError(path, "image has no pixels")
+    return arr, meta
+
+
+class XRayReader(ImageReader):
+    """MONAI ``ImageReader`` for chest radiographs, usable as ``LoadImaged(reader=XRayReader())``.
+
+    Produces one 2D channel-less image per file (``original_channel_dim`` is ``"no_channel"``) so that
+    ``LoadImaged(..., ensure_channel_first=True)`` yields ``(1, rows, columns)``.
+    The affine maps (row, column) indices to millimetres using the pixel spacing when DICOM gives one.
+    """
+
+    def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
+        for name in ensure_tuple(filename):
+            lower = os.fspath(name).lower()
+            if not (lower.endswith(RASTER_SUFFIXES) or is_dicom_file(name)):
+                return False
+        return True
+
+    def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs: Any) -> list[tuple]:
+        return [(os.fspath(p), *read_xray(p)) for p in ensure_tuple(data)]
+
+    def get_data(self, img: list[tuple]) -> tuple[np.ndarray, dict]:
+        arrays, meta = [], {}
+        for path, arr, info in img:
+            arrays.append(arr)
+            if not meta:
+                sr, sc = info["pixel_spacing"]
+                meta = {
+                    MetaKeys.SPATIAL_SHAPE: np.asarray(arr.shape),
+                    MetaKeys.ORIGINAL_CHANNEL_DIM: "no_channel",
+                    MetaKeys.AFFINE: np.diag([sr, sc, 1.0, 1.0]),
+                    MetaKeys.ORIGINAL_AFFINE: np.diag([sr, sc, 1.0, 1.0]),
+                    MetaKeys.SPACE: "RAS",
+                    "source_mode": info["source_mode"],
+                    "modality": info.get("modality", ""),
+                    "filename_or_obj": path,
+                }
+        if len(arrays) == 1:
+            return arrays[0], meta
+        meta[MetaKeys.ORIGINAL_CHANNEL_DIM] = 0
+        return np.stack(arrays, axis=0), meta

@@ -1,0 +1,1 @@
+"""Metrics and reports: classification figures, plots."""

@@ -1,0 +1,138 @@
+"""Classification figures computed from probabilities and labels: accuracy, ROC AUC, F1, sensitivity, specificity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["roc_curve", "roc_auc", "confusion_matrix", "classification_report", "predict_labels"]
+
+
+def _check(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores, truth = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(truth).ravel().astype(bool)
+    if scores.shape != truth.shape:
+        raise ValueError(f"scores and truth must have the same length, got {scores.shape} and {truth.shape}")
+    return scores, truth
+
+
+def roc_auc(scores: Sequence[float], truth: Sequence[int]) -> float:
+    """Area under the ROC curve (Mann-Whitney U with tied scores counted as half); NaN if one class is absent."""
+    scores, truth = _check(np.asarray(scores), np.asarray(truth))
+    n_pos, n_neg = truth.sum(), (~truth).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):  # average ranks over ties
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    u = ranks[truth].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def roc_curve(scores: Sequence[float], truth: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positive rates at every distinct threshold (descending), starting at (0, 0)."""
+    scores, truth = _check(np.asarray(scores), np.asarray(truth))
+    order = np.argsort(-scores, kind="mergesort")
+    scores, truth = scores[order], truth[order]
+    distinct = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]
+    tps = np.cumsum(truth)[distinct]
+    fps = (distinct + 1) - tps
+    tpr = np.r_[0.0, tps / max(truth.sum(), 1)]
+    fpr = np.r_[0.0, fps / max((~truth).sum(), 1)]
+    return fpr, tpr, np.r_[np.inf, scores[distinct]]
+
+
+def confusion_matrix(labels: Sequence[int], preds: Sequence[int], num_classes: int) -> np.ndarray:
+    """``cm[true, predicted]`` counts."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(labels, dtype=int), np.asarray(preds, dtype=int)), 1)
+    return cm
+
+
+def predict_labels(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Class per row: argmax, or for two classes ``probs[:, 1] >= threshold`` when a threshold is given."""
+    probs = np.asarray(probs)
+    if threshold is not None and probs.shape[1] == 2:
+        return (probs[:, 1] >= threshold).astype(int)
+    return probs.argmax(axis=1)
+
+
+def _safe_div(a: float, b: float) -> float:
+    return float(a / b) if b else 0.0
+
+
+def classification_report(
+    probs: np.ndarray, labels: Sequence[int], class_names: Sequence[str], threshold: float | None = None
+) -> dict:
+    """Figures of a classifier's probabilities against integer labels.
+
+    For two classes, the second class is the positive one: ``sensitivity`` is its recall and
+    ``specificity`` the first class's recall, and ``auc`` is the AUC of its probability. For more
+    classes, ``auc`` is the macro one-vs-rest AUC and ``sensitivity``/``specificity`` are macro averages
+    of the per-class one-vs-rest values.
+
+    Args:
+        probs: ``(N, C)`` class probabilities.
+        labels: ``N`` integer labels in ``0..C-1``.
+        class_names: ``C`` names.
+        threshold: decision threshold on the positive class (two classes only); argmax when ``None``.
+
+    Returns:
+        dict with ``n_cases``, ``accuracy``, ``auc``, ``f1_macro``, ``sensitivity``, ``specificity``,
+        ``confusion_matrix`` (rows: truth), ``per_class`` (precision, recall, f1, specificity, auc, support).
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=int)
+    n_classes = len(class_names)
+    if probs.ndim != 2 or probs.shape[1] != n_classes:
+        raise ValueError(f"probs must be (N, {n_classes}), got {probs.shape}")
+    if probs.shape[0] != labels.shape[0]:
+        raise ValueError(f"{probs.shape[0]} predictions but {labels.shape[0]} labels")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must be in 0..{n_classes - 1}")
+    preds = predict_labels(probs, threshold)
+    cm = confusion_matrix(labels, preds, n_classes)
+    total = cm.sum()
+    per_class = {}
+    for c, name in enumerate(class_names):
+        tp = cm[c, c]
+        fp = cm[:, c].sum() - tp
+        fn = cm[c, :].sum() - tp
+        tn = total - tp - fp - fn
+        precision, recall = _safe_div(tp, tp + fp), _safe_div(tp, tp + fn)
+        per_class[name] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": _safe_div(2 * precision * recall, precision + recall),
+            "specificity": _safe_div(tn, tn + fp),
+            "auc": roc_auc(probs[:, c], labels == c),
+            "support": int(cm[c, :].sum()),
+        }
+    stats = list(per_class.values())
+    if n_classes == 2:
+        auc = stats[1]["auc"]
+        sensitivity, specificity = stats[1]["recall"], stats[0]["recall"]
+    else:
+        aucs = [s["auc"] for s in stats if not np.isnan(s["auc"])]
+        auc = float(np.mean(aucs)) if aucs else float("nan")
+        sensitivity = float(np.mean([s["recall"] for s in stats]))
+        specificity = float(np.mean([s["specificity"] for s in stats]))
+    return {
+        "n_cases": int(total),
+        "accuracy": _safe_div(np.trace(cm), total),
+        "auc": auc,
+        "f1_macro": float(np.mean([s["f1"] for s in stats])),
+        "sensitivity": sensitivity,
+        "specificity": specificity,
+        "threshold": threshold,
+        "class_names": list(class_names),
+        "confusion_matrix": cm.tolist(),
+        "per_class": per_class,
+    }

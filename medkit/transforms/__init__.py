@@ -1,0 +1,8 @@
+"""Dictionary transforms and transform chains medkit adds to MONAI."""
+
+from __future__ import annotations
+
+from medkit.transforms.classification import classification_postprocessing
+from medkit.transforms.xray import xray_augmentation, xray_preprocessing
+
+__all__ = ["xray_preprocessing", "xray_augmentation", "classification_postprocessing"]

@@ -1,0 +1,67 @@
+"""Preprocessing and augmentation chains for radiographs, defined once and referenced by every bundle config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from monai.transforms import (
+    CopyItemsd,
+    EnsureTyped,
+    LoadImaged,
+    RandAdjustContrastd,
+    RandAffined,
+    RandScaleIntensityd,
+    Resized,
+    ScaleIntensityd,
+    Transform,
+)
+
+from medkit.io.xray import XRayReader
+
+__all__ = ["xray_preprocessing", "xray_augmentation"]
+
+
+def xray_preprocessing(keys: str | Sequence[str] = "image", spatial_size: Sequence[int] = (160, 160)) -> list[Transform]:
+    """Keep each path under ``<key>_path``, load (PNG/JPEG/DICOM), add a channel, scale each image to ``[0, 1]`` and resize.
+
+    Args:
+        keys: keys of the image paths.
+        spatial_size: output ``(rows, columns)``; area interpolation, so downsizing does not alias.
+
+    Returns:
+        list of dictionary transforms; deterministic, hence cacheable by ``CacheDataset``.
+    """
+    if len(spatial_size) != 2 or any(int(s) < 8 for s in spatial_size):
+        raise ValueError(f"spatial_size must be two sizes of at least 8 pixels, got {spatial_size}")
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    return [
+        CopyItemsd(keys, names=[f"{k}_path" for k in keys]),
+        LoadImaged(keys, reader=XRayReader(), image_only=True, ensure_channel_first=True),
+        ScaleIntensityd(keys, minv=0.0, maxv=1.0),
+        Resized(keys, spatial_size=[int(s) for s in spatial_size], mode="area"),
+        EnsureTyped(keys, dtype="float32", track_meta=False),
+    ]
+
+
+def xray_augmentation(keys: str | Sequence[str] = "image", prob: float = 0.5) -> list[Transform]:
+    """Augmentations suited to frontal radiographs: small rotation, zoom and shift, contrast and exposure.
+
+    No flips: laterality (heart on the left) is part of the anatomy.
+
+    Args:
+        keys: keys of the images.
+        prob: probability of the geometric augmentation; the intensity ones use ``prob / 2``.
+    """
+    return [
+        RandAffined(
+            keys,
+            prob=prob,
+            rotate_range=0.17,
+            scale_range=0.1,
+            translate_range=(8, 8),
+            padding_mode="zeros",
+            mode="bilinear",
+        ),
+        RandAdjustContrastd(keys, prob=prob / 2, gamma=(0.8, 1.25)),
+        RandScaleIntensityd(keys, factors=0.1, prob=prob / 2),
+    ]

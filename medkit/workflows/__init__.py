@@ -1,0 +1,1 @@
+"""Programmatic entry points over bundle workflows: training, evaluation, inference, LR range test."""

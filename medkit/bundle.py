@@ -21,6 +21,7 @@ __all__ = [
     "create_workflow",
     "default_device",
     "SCHEMA_PATH",
+    "verify_bundle",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def config_bundle_root() -> str:
     frame = inspect.currentframe()
     while frame is not None:
         owner = frame.f_locals.get("self")
-        root = getattr(owner, "config_root_path", None)
+        # read the instance dict: ConfigParser and ConfigWorkflow resolve unknown attributes as config ids
+        root = vars(owner).get("config_root_path") if hasattr(owner, "__dict__") else None
         if root is not None:
             return _root_from_configs_dir(os.fspath(root))
         frame = frame.f_back
@@ -131,3 +133,81 @@ def channel_names(meta: Mapping[str, Any]) -> list[str]:
     except (KeyError, TypeError):
         raise MedkitError("metadata.json lacks network_data_format.outputs.pred.channel_def (the label map)") from None
     return [channel_def[str(i)] for i in range(len(channel_def))]
+
+
+MAX_MODEL_BYTES = 25 * 1024 * 1024
+
+
+def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
+    """Check a bundle: metadata against medkit's offline schema, workflow properties, network I/O, weights.
+
+    Returns:
+        ``(check, passed, detail)`` for each check; nothing is raised for a failed check.
+    """
+    import torch
+    from monai.bundle import ConfigWorkflow, verify_metadata
+
+    import tempfile
+
+    from medkit.data.synthetic import SYNTHETIC
+
+    results: list[tuple[str, bool, str]] = []
+    meta_file = os.path.join(bundle_dir, "configs", "metadata.json")
+    source = load_metadata(bundle_dir).get("medkit", {}).get("data", {}).get("source", "")
+    scratch = tempfile.TemporaryDirectory(prefix="medkit-verify-")
+    # check_properties instantiates the workflows, so they get a tiny synthetic data set and a scratch output
+    overrides = {"ckpt_dir": scratch.name, "output_dir": scratch.name, "output_file": f"{scratch.name}/p.csv"}
+    if source in SYNTHETIC:
+        overrides["dataset_dir"] = SYNTHETIC[source](os.path.join(scratch.name, "data"))
+    try:
+        verify_metadata(meta_file=meta_file, filepath=SCHEMA_PATH)
+        results.append(("metadata", True, "matches the schema"))
+    except Exception as e:
+        results.append(("metadata", False, str(e).splitlines()[0]))
+    for workflow, filename in WORKFLOW_FILES.items():
+        config_file = os.path.join(bundle_dir, "configs", filename)
+        if not os.path.isfile(config_file):
+            results.append((f"{workflow} properties", False, f"{config_file} is missing"))
+            continue
+        try:
+            wf = ConfigWorkflow(
+                config_file=config_file,
+                workflow_type=WORKFLOW_TYPES[workflow],
+                logging_file=False,
+                **{"bundle_root": bundle_dir, **overrides},
+            )
+            wf.initialize()
+            missing = wf.check_properties()
+            results.append((f"{workflow} properties", not missing, f"missing: {missing}" if missing else "complete"))
+        except Exception as e:
+            results.append((f"{workflow} properties", False, str(e).splitlines()[0]))
+    try:
+        wf = ConfigWorkflow(
+            config_file=os.path.join(bundle_dir, "configs", WORKFLOW_FILES["infer"]),
+            workflow_type="infer",
+            logging_file=False,
+            bundle_root=bundle_dir,
+        )
+        net = wf.parser.get_parsed_content("network_def")
+        fmt = wf.parser.get_parsed_content("_meta_#network_data_format")
+        image, pred = fmt["inputs"]["image"], fmt["outputs"]["pred"]
+        x = torch.zeros(2, image["num_channels"], *[int(s) for s in image["spatial_shape"]])
+        with torch.no_grad():
+            y = net.eval()(x)
+        expected = (2, pred["num_channels"])
+        ok = tuple(y.shape[:2]) == expected
+        results.append(("network shapes", ok, f"input {tuple(x.shape)} -> output {tuple(y.shape)}"))
+        model_file = os.path.join(bundle_dir, "models", "model.pt")
+        if os.path.isfile(model_file):
+            size = os.path.getsize(model_file)
+            state = torch.load(model_file, map_location="cpu", weights_only=True)
+            net.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+            ok = size <= MAX_MODEL_BYTES
+            results.append(("weights", ok, f"models/model.pt loads, {size / 2**20:.1f} MB (limit 25 MB)"))
+        else:
+            results.append(("weights", True, "no models/model.pt shipped"))
+    except Exception as e:
+        results.append(("network shapes", False, str(e).splitlines()[0]))
+    finally:
+        scratch.cleanup()
+    return results

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 
 from medkit.data.chest_xray import build_chest_xray_datalist
+from medkit.data.inference import TolerantDataset, inference_datalist
 from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
 from medkit.data.splits import split_by_patient
 from medkit.errors import MedkitError
@@ -13,8 +14,11 @@ from medkit.errors import MedkitError
 __all__ = [
     "BUILDERS",
     "make_datalist",
+    "SPLITS",
     "select_split",
     "build_chest_xray_datalist",
+    "inference_datalist",
+    "TolerantDataset",
     "split_by_patient",
     "class_counts",
     "class_weights",

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-__all__ = ["synthetic_chest_xray", "write_synthetic_chest_xray"]
+__all__ = ["SYNTHETIC", "synthetic_chest_xray", "write_synthetic_chest_xray"]
 
 
 def synthetic_chest_xray(size: int, pneumonia: bool, rng: np.random.Generator) -> np.ndarray:
@@ -83,3 +83,7 @@ def write_synthetic_chest_xray(
                     arr = synthetic_chest_xray(size, cls == "PNEUMONIA", rng)
                     Image.fromarray(arr).save(os.path.join(folder, name))
     return out_dir
+
+
+#: synthetic look-alike writer of each data source (``out_dir -> data set folder``)
+SYNTHETIC = {"pneumonia": write_synthetic_chest_xray}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medkit.handlers.prediction_writer import PredictionWriter
 from medkit.handlers.report_writer import ClassificationReportWriter
 
-__all__ = ["ClassificationReportWriter"]
+__all__ = ["ClassificationReportWriter", "PredictionWriter"]

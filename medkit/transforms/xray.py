@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from monai.transforms import (
     CopyItemsd,
     EnsureTyped,
-    LoadImaged,
     RandAdjustContrastd,
     RandAffined,
     RandScaleIntensityd,
@@ -16,7 +15,7 @@ from monai.transforms import (
     Transform,
 )
 
-from medkit.io.xray import XRayReader
+from medkit.transforms.load_xrayd import LoadXRayd
 
 __all__ = ["xray_preprocessing", "xray_augmentation"]
 
@@ -36,7 +35,7 @@ def xray_preprocessing(keys: str | Sequence[str] = "image", spatial_size: Sequen
     keys = [keys] if isinstance(keys, str) else list(keys)
     return [
         CopyItemsd(keys, names=[f"{k}_path" for k in keys]),
-        LoadImaged(keys, reader=XRayReader(), image_only=True, ensure_channel_first=True),
+        LoadXRayd(keys),
         ScaleIntensityd(keys, minv=0.0, maxv=1.0),
         Resized(keys, spatial_size=[int(s) for s in spatial_size], mode="area"),
         EnsureTyped(keys, dtype="float32", track_meta=False),

@@ -1,0 +1,1 @@
+"""Command-line interface: ``medkit <verb>``; see ``medkit --help``."""

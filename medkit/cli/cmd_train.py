@@ -1,0 +1,42 @@
+"""``medkit train BUNDLE --data DATA_ROOT``: run the bundle's training workflow."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import click
+
+from medkit.cli.common import attach_progress, bundle_argument, override_option, parse_overrides
+
+
+@click.command("train")
+@bundle_argument
+@click.option("--data", "data_root", default=None, help="Data set folder as published (default: the bundle's).")
+@click.option("--datalist", default=None, help="Datalist JSON from 'medkit prepare' (instead of --data).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs.")
+@click.option(
+    "--out", "out_dir", default=None, help="Folder for models/ and runs/ (default: ./medkit-runs/<bundle>)."
+)
+@override_option
+def command(
+    bundle: str, data_root: str | None, datalist: str | None, epochs: int | None, out_dir: str | None, overrides
+) -> None:
+    """Train BUNDLE; the best checkpoint (by the validation key metric) goes to OUT/models/model.pt."""
+    from medkit.bundle import create_workflow
+
+    out_dir = os.path.abspath(out_dir or os.path.join("medkit-runs", os.path.basename(bundle)))
+    settings = {"ckpt_dir": os.path.join(out_dir, "models"), "output_dir": os.path.join(out_dir, "runs")}
+    if data_root:
+        settings["dataset_dir"] = os.path.abspath(data_root)
+    if datalist:
+        settings["datalist_file"] = os.path.abspath(datalist)
+    if epochs:
+        settings["epochs"] = epochs
+    settings.update(parse_overrides(overrides))
+    start = time.time()
+    wf = create_workflow(bundle, "train", settings)
+    attach_progress(wf.parser.get_parsed_content("train#trainer"), "train")
+    wf.run()
+    wf.finalize()
+    click.echo(f"trained in {time.time() - start:.0f} s; best checkpoint: {settings['ckpt_dir']}/model.pt")

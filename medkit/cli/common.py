@@ -1,0 +1,62 @@
+"""Helpers shared by the CLI verbs: bundle argument, overrides, progress bars."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+
+import click
+
+__all__ = ["bundle_argument", "override_option", "parse_overrides", "attach_progress", "echo_metrics"]
+
+
+def _resolve(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from medkit.bundle import resolve_bundle
+
+    return resolve_bundle(value)
+
+
+bundle_argument = click.argument("bundle", callback=_resolve)
+override_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="ID=VALUE",
+    help="Override a config id, e.g. --set batch_size=16 (VALUE is read as JSON, else as text). Repeatable.",
+)
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict:
+    """``["a=1", "b#c=x"]`` -> ``{"a": 1, "b#c": "x"}``; values are JSON when they parse, else text."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"'{pair}' is not ID=VALUE", param_hint="--set")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def existing_dir(path: str, what: str) -> str:
+    """``path`` made absolute; a one-line error if it is not a folder."""
+    if not os.path.isdir(path):
+        raise click.BadParameter(f"{path}: {what} folder not found")
+    return os.path.abspath(path)
+
+
+def attach_progress(engine, desc: str) -> None:
+    """A tqdm progress bar over an Ignite engine's iterations."""
+    from ignite.handlers import ProgressBar
+
+    ProgressBar(desc=desc, persist=True).attach(engine)
+
+
+def echo_metrics(report: dict, keys: Iterable[str]) -> None:
+    """Print ``key: value`` lines for the chosen report figures."""
+    for key in keys:
+        value = report.get(key)
+        click.echo(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")

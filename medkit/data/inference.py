@@ -1,0 +1,98 @@
+"""Inference inputs: expand files, folders and globs; a dataset that reports unreadable files instead of failing."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from monai.data import Dataset
+
+from medkit.data.folders import list_image_files
+from medkit.errors import InputFileError
+
+__all__ = ["inference_datalist", "TolerantDataset", "error_message"]
+
+logger = logging.getLogger(__name__)
+
+
+def inference_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") -> list[dict]:
+    """One ``{key: path}`` item per input image, in the order given.
+
+    A folder stands for every image below it (sorted); a glob pattern for its matches (sorted). An input
+    that does not exist or matches nothing is kept as an item, so that reading it fails and it is
+    reported by name with the others.
+
+    Args:
+        inputs: files, folders or glob patterns.
+        key: key of the path in each item.
+    """
+    items: list[dict] = []
+    for raw in inputs:
+        path = os.path.expanduser(os.fspath(raw))
+        if os.path.isdir(path):
+            skipped: list[dict] = []
+            files = list_image_files(path, skipped, recursive=True)
+            for rec in skipped:
+                logger.warning("%s: %s (ignored)", rec["file"], rec["problem"])
+            if not files:
+                logger.warning("%s: folder holds no image files", path)
+            items.extend({key: os.path.abspath(f)} for f in files)
+        elif os.path.exists(path):
+            items.append({key: os.path.abspath(path)})
+        elif glob.has_magic(path):
+            matches = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+            items.extend({key: os.path.abspath(f)} for f in matches) if matches else items.append({key: path})
+        else:
+            items.append({key: path})
+    return items
+
+
+def error_message(exc: BaseException, path: str) -> str:
+    """One line naming ``path`` and the problem, from an exception possibly wrapped by MONAI's transforms."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, InputFileError):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    root = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__
+    text = str(root).strip().splitlines()
+    return f"{path}: {type(root).__name__}: {text[-1] if text else 'failed'}"
+
+
+class TolerantDataset(Dataset):
+    """A ``Dataset`` whose items never raise: an item whose transform fails comes back as a placeholder.
+
+    Each returned item carries ``"error"``: ``""`` when the transform succeeded, else one line naming
+    the file and the problem. A failed item holds a copy of ``placeholder`` (tensors of the shape the
+    transform produces) and ``<key>_path`` for each placeholder key, so batches still collate and the
+    writer can report it by name.
+
+    Args:
+        data: items with file paths.
+        transform: the preprocessing.
+        placeholder: ``{key: tensor}`` standing in for a failed item's outputs.
+    """
+
+    def __init__(self, data: Sequence[dict], transform: Callable, placeholder: Mapping[str, torch.Tensor]) -> None:
+        super().__init__(data=data, transform=transform)
+        self.placeholder = dict(placeholder)
+
+    def _transform(self, index: int) -> dict:
+        item = self.data[index]
+        try:
+            out = super()._transform(index)
+            out["error"] = ""
+            return out
+        except Exception as e:  # any decoder/transform failure is reported, not raised
+            key = next(iter(self.placeholder), "image")
+            message = error_message(e, str(item.get(key, index)))
+            logger.error(message)
+            failed = {k: torch.as_tensor(v).clone() for k, v in self.placeholder.items()}
+            failed.update({f"{k}_path": str(item.get(k, "")) for k in self.placeholder})
+            failed["error"] = message
+            return failed

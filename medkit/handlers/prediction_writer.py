@@ -1,0 +1,88 @@
+"""Ignite handler that writes one row per inference input (CSV or JSON), failures included."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medkit.handlers.report_writer import _to_numpy, write_text_atomic
+from medkit.metrics.classification import predict_labels
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+__all__ = ["PredictionWriter"]
+
+logger = logging.getLogger(__name__)
+
+
+class PredictionWriter:
+    """Collect class probabilities per input and write ``output_file`` (``.csv`` or ``.json``) on completion.
+
+    Each row has ``image``, ``label`` (predicted class name), ``prob_<class>`` for each class and
+    ``error`` (empty when the input was read). Inputs that failed to load (see ``TolerantDataset``)
+    get a row with the error and no prediction; ``n_failed`` counts them.
+
+    Args:
+        output_file: where to write; the suffix picks the format.
+        class_names: names in output-channel order.
+        threshold: decision threshold on the second class for two classes (``None``: argmax).
+        path_key: key of the input path in each item.
+    """
+
+    def __init__(
+        self, output_file: str, class_names: Sequence[str], threshold: float | None = None, path_key: str = "image_path"
+    ) -> None:
+        if not str(output_file).lower().endswith((".csv", ".json")):
+            raise ValueError(f"output_file must end in .csv or .json, got {output_file}")
+        self.output_file = os.fspath(output_file)
+        self.class_names = list(class_names)
+        self.threshold = threshold
+        self.path_key = path_key
+        self.rows: list[dict] = []
+
+    @property
+    def n_failed(self) -> int:
+        return sum(1 for r in self.rows if r["error"])
+
+    def attach(self, engine: Engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def _collect(self, engine: Engine) -> None:
+        outputs, batch = engine.state.output, engine.state.batch
+        if isinstance(outputs, dict):
+            outputs, batch = [outputs], [batch]
+        for out, item in zip(outputs, batch):
+            row = {"image": str(item.get(self.path_key, "")), "label": "", "error": str(item.get("error", ""))}
+            probs = _to_numpy(out["pred"]).astype(np.float64).ravel()
+            if not row["error"]:
+                row["label"] = self.class_names[int(predict_labels(probs[None], self.threshold)[0])]
+            for name, p in zip(self.class_names, probs):
+                row[f"prob_{name}"] = "" if row["error"] else round(float(p), 6)
+            self.rows.append(row)
+
+    def write(self, engine: Engine | None = None) -> str:
+        """Write the rows collected so far; returns the output path."""
+        columns = ["image", "label", *[f"prob_{n}" for n in self.class_names], "error"]
+        if self.output_file.lower().endswith(".json"):
+            text = json.dumps([{c: r.get(c, "") for c in columns} for r in self.rows], indent=2) + "\n"
+        else:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.rows)
+            text = buf.getvalue()
+        write_text_atomic(text, self.output_file)
+        logger.info("%d predictions, %d failed -> %s", len(self.rows) - self.n_failed, self.n_failed, self.output_file)
+        return self.output_file

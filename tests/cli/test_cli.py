@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from medkit.cli.main import cli
+
+
+def test_prepare_writes_datalist(synthetic_cxr, tmp_path):
+    out = tmp_path / "dl.json"
+    result = CliRunner().invoke(cli, ["prepare", "pneumonia", synthetic_cxr, "--out", str(out), "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(out.read_text())
+    assert d["training"] and d["validation"] and d["test"]
+    assert "validation:" in result.output
+
+
+def test_errors_are_one_line(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["prepare", "pneumonia", str(tmp_path / "missing")])
+    assert result.exit_code != 0 and "data folder not found" in result.output
+    (tmp_path / "data" / "MRI").mkdir(parents=True)
+    result = runner.invoke(cli, ["prepare", "pneumonia", str(tmp_path / "data"), "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path / 'data' / 'MRI'}: unknown class folder (expected one of ['NORMAL', 'PNEUMONIA'])"
+    assert not (tmp_path / "x.json").exists()
+    result = runner.invoke(cli, ["verify", str(tmp_path)])
+    assert result.exit_code != 0 and "not a bundle" in result.output
+
+
+def test_verify_pneumonia(pneumonia_bundle):
+    result = CliRunner().invoke(cli, ["verify", pneumonia_bundle])
+    assert result.exit_code == 0, result.output
+    for check in ("metadata", "train properties", "infer properties", "network shapes"):
+        assert f"[ok] {check}" in result.output

@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny synthetic data sets, the real data location, bundle paths."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from medkit.data.synthetic import write_synthetic_chest_xray
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUNDLES = os.path.join(REPO, "bundles")
+
+
+@pytest.fixture(scope="session")
+def synthetic_cxr(tmp_path_factory) -> str:
+    """A tiny Kermany look-alike: ``train`` and ``test`` with NORMAL/PNEUMONIA, 48 px images."""
+    return write_synthetic_chest_xray(tmp_path_factory.mktemp("cxr"), n_patients=10, n_test_patients=3, size=48)
+
+
+@pytest.fixture(scope="session")
+def medkit_data() -> str:
+    """The real data folder from ``MEDKIT_DATA``; tests using it are skipped when it is not set."""
+    root = os.environ.get("MEDKIT_DATA", "")
+    if not root or not os.path.isdir(root):
+        pytest.skip("MEDKIT_DATA is not set to the real data folder")
+    return root
+
+
+@pytest.fixture(scope="session")
+def pneumonia_bundle() -> str:
+    return os.path.join(BUNDLES, "pneumonia")

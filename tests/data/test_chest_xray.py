@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medkit.data import build_chest_xray_datalist, class_weights, make_datalist, select_split, split_by_patient
+from medkit.data.chest_xray import patient_id
+from medkit.errors import DatasetLayoutError, MedkitError
+
+
+@pytest.mark.parametrize(
+    "name, patient",
+    [
+        ("person1_bacteria_1.jpeg", "person1"),
+        ("person1000_virus_1681.jpeg", "person1000"),
+        ("IM-0115-0001.jpeg", "IM-0115"),
+        ("NORMAL2-IM-0381-0001.jpeg", "NORMAL2-IM-0381"),
+        ("odd_name.png", "odd_name"),
+    ],
+)
+def test_patient_id(name, patient):
+    assert patient_id(f"/x/NORMAL/{name}") == patient
+
+
+def test_no_patient_in_two_splits(synthetic_cxr):
+    d = build_chest_xray_datalist(synthetic_cxr, val_fraction=0.3, seed=1)
+    train = {i["patient"] for i in d["training"]}
+    val = {i["patient"] for i in d["validation"]}
+    test = {i["patient"] for i in d["test"]}
+    assert train and val and test
+    assert not train & val and not (train | val) & test
+    # stratified: both classes in validation, about 30% of each class's 10 patients
+    for label in (0, 1):
+        n = len({i["patient"] for i in d["validation"] if i["label"] == label})
+        assert n == 3
+    assert d["labels"] == {"0": "NORMAL", "1": "PNEUMONIA"}
+    assert len(select_split(d, "all")) == len(d["training"]) + len(d["validation"]) + len(d["test"])
+
+
+def test_split_is_reproducible(synthetic_cxr):
+    a = build_chest_xray_datalist(synthetic_cxr, seed=3)
+    b = build_chest_xray_datalist(synthetic_cxr, seed=3)
+    assert a["validation"] == b["validation"]
+
+
+def test_class_folders_directly_and_nested(tmp_path, synthetic_cxr):
+    flat = tmp_path / "flat"
+    shutil.copytree(os.path.join(synthetic_cxr, "train"), flat)
+    d = build_chest_xray_datalist(str(flat))
+    assert len(d["training"]) + len(d["validation"]) > 0 and d["test"] == []
+    nested = tmp_path / "download" / "chest_xray"
+    shutil.copytree(synthetic_cxr, nested)
+    d = build_chest_xray_datalist(str(tmp_path / "download"))
+    assert len(d["test"]) > 0
+
+
+def test_layout_errors_name_the_folder(tmp_path, synthetic_cxr):
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_cxr, root)
+    (root / "train" / "COVID").mkdir()
+    with pytest.raises(DatasetLayoutError, match=r"train/COVID: unknown class folder"):
+        build_chest_xray_datalist(str(root))
+    shutil.rmtree(root / "train" / "COVID")
+    (root / "extras").mkdir()
+    with pytest.raises(DatasetLayoutError, match="extras: unexpected folder"):
+        build_chest_xray_datalist(str(root))
+    shutil.rmtree(root / "extras")
+    for f in (root / "test" / "NORMAL").iterdir():
+        f.unlink()
+    with pytest.raises(DatasetLayoutError, match="NORMAL: class folder holds no image files"):
+        build_chest_xray_datalist(str(root))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetLayoutError, match="empty"):
+        build_chest_xray_datalist(str(tmp_path / "empty"))
+    with pytest.raises(DatasetLayoutError, match="not found"):
+        build_chest_xray_datalist(str(tmp_path / "nowhere"))
+
+
+def test_bad_files_are_left_out_and_reported(tmp_path, synthetic_cxr):
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_cxr, root)
+    normal = root / "train" / "NORMAL"
+    (normal / "IM-9999-0001.jpeg").write_bytes(b"")
+    (normal / "IM-9998-0001.jpeg").write_text("not an image")
+    (normal / "notes.docx").write_text("x")
+    d = build_chest_xray_datalist(str(root))
+    problems = {os.path.basename(r["file"]): r["problem"] for r in d["skipped"]}
+    assert problems["IM-9999-0001.jpeg"].startswith("file is empty")
+    assert "not a readable image" in problems["IM-9998-0001.jpeg"]
+    assert "not an image file" in problems["notes.docx"]
+    used = {os.path.basename(i["image"]) for i in select_split(d, "all")}
+    assert not used & set(problems)
+
+
+def test_split_by_patient_checks_arguments():
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_by_patient([], val_fraction=1.0)
+    with pytest.raises(ValueError, match="patient"):
+        split_by_patient([{"label": 0}])
+
+
+def test_class_weights_balance():
+    items = [{"label": 0}] * 1 + [{"label": 1}] * 3
+    w = class_weights(items, 2)
+    assert w[0] / w[1] == pytest.approx(3.0) and np.mean(w) == pytest.approx(1.0)
+    assert class_weights([{"label": 0}], 2)[1] == 0.0
+
+
+def test_make_datalist_needs_a_source(tmp_path):
+    with pytest.raises(MedkitError, match="no data folder"):
+        make_datalist("pneumonia", "")
+    with pytest.raises(MedkitError, match="unknown data source"):
+        make_datalist("nope", str(tmp_path))
+
+
+def test_real_chest_xray_layout(medkit_data):
+    root = os.path.join(medkit_data, "chest_xray")
+    d = build_chest_xray_datalist(root, check_images=False)
+    assert len(d["training"]) + len(d["validation"]) == 5216
+    assert not {i["patient"] for i in d["training"]} & {i["patient"] for i in d["validation"]}
+    # the real names all parse to patient ids, so patients are far fewer than images
+    assert len({i["patient"] for i in select_split(d, "all")}) < 3500
+
+
+def test_synthetic_images_are_readable(synthetic_cxr):
+    path = os.path.join(synthetic_cxr, "train", "PNEUMONIA")
+    first = sorted(os.listdir(path))[0]
+    with Image.open(os.path.join(path, first)) as im:
+        assert im.size == (48, 48)

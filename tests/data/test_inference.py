@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+
+import torch
+from monai.data import DataLoader
+from monai.transforms import Compose
+
+from medkit.data import TolerantDataset, inference_datalist
+from medkit.transforms import xray_preprocessing
+
+
+def test_inputs_expand_in_order(synthetic_cxr, tmp_path):
+    folder = os.path.join(synthetic_cxr, "test", "NORMAL")
+    one = sorted(os.listdir(folder))[0]
+    items = inference_datalist(
+        [os.path.join(folder, one), folder, os.path.join(synthetic_cxr, "test", "P*", "*.jpeg"), str(tmp_path / "x.png")]
+    )
+    paths = [i["image"] for i in items]
+    assert paths[0].endswith(one)
+    assert len(paths) == 1 + len(os.listdir(folder)) + len(os.listdir(os.path.join(synthetic_cxr, "test", "PNEUMONIA"))) + 1
+    assert paths[-1] == str(tmp_path / "x.png")  # kept, so it is reported as missing
+
+
+def test_tolerant_dataset_reports_and_continues(synthetic_cxr, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    good = inference_datalist([os.path.join(synthetic_cxr, "test", "NORMAL")])[:2]
+    data = [good[0], {"image": str(bad)}, good[1]]
+    ds = TolerantDataset(data, Compose(xray_preprocessing(spatial_size=(32, 32))), {"image": torch.zeros(1, 32, 32)})
+    batch = next(iter(DataLoader(ds, batch_size=3)))
+    assert batch["image"].shape == (3, 1, 32, 32)
+    assert batch["error"][0] == "" and batch["error"][2] == ""
+    assert batch["error"][1].startswith(f"{bad}: ") and batch["image_path"][1] == str(bad)

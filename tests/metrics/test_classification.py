@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medkit.metrics.classification import classification_report, confusion_matrix, roc_auc, roc_curve
+
+
+def test_auc_hand_computed():
+    # positives 0.8, 0.4; negatives 0.5, 0.1 -> pairs (0.8>0.5, 0.8>0.1, 0.4<0.5, 0.4>0.1) = 3/4
+    assert roc_auc([0.8, 0.4, 0.5, 0.1], [1, 1, 0, 0]) == pytest.approx(0.75)
+    # a tie counts one half: (1 + 0.5) / 2
+    assert roc_auc([0.7, 0.3, 0.3], [1, 1, 0]) == pytest.approx(0.75)
+    assert np.isnan(roc_auc([0.1, 0.2], [1, 1]))
+
+
+def test_roc_curve_ends():
+    fpr, tpr, _ = roc_curve([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0])
+    assert (fpr[0], tpr[0]) == (0, 0) and (fpr[-1], tpr[-1]) == (1, 1)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0]))
+
+
+def test_binary_report_hand_computed():
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    labels = [0, 0, 1, 1, 1]
+    r = classification_report(probs, labels, ["NORMAL", "PNEUMONIA"])
+    # predictions 0, 1, 1, 1, 0 -> TN 1, FP 1, TP 2, FN 1
+    assert r["confusion_matrix"] == [[1, 1], [1, 2]]
+    assert r["n_cases"] == 5
+    assert r["accuracy"] == pytest.approx(3 / 5)
+    assert r["sensitivity"] == pytest.approx(2 / 3)
+    assert r["specificity"] == pytest.approx(1 / 2)
+    f1_pos = 2 * (2 / 3) * (2 / 3) / (4 / 3)
+    f1_neg = 2 * (1 / 2) * (1 / 2) / 1
+    assert r["f1_macro"] == pytest.approx((f1_pos + f1_neg) / 2)
+    # positives 0.8, 0.7, 0.4 vs negatives 0.1, 0.6: wins 2 + 2 + 1 = 5 of 6
+    assert r["auc"] == pytest.approx(5 / 6)
+
+
+def test_threshold_moves_decisions():
+    probs = np.array([[0.7, 0.3], [0.6, 0.4]])
+    assert classification_report(probs, [1, 1], ["a", "b"], threshold=0.35)["confusion_matrix"] == [[0, 0], [1, 1]]
+
+
+def test_multiclass_macro():
+    probs = np.eye(3)[[0, 1, 2, 2]] * 0.8 + 0.2 / 3
+    r = classification_report(probs, [0, 1, 2, 1], ["a", "b", "c"])
+    assert r["accuracy"] == pytest.approx(0.75)
+    assert r["per_class"]["b"]["recall"] == pytest.approx(0.5)
+    assert r["per_class"]["c"]["precision"] == pytest.approx(0.5)
+    assert confusion_matrix([0, 1, 2, 1], [0, 1, 2, 2], 3).tolist() == r["confusion_matrix"]
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(ValueError, match="probs must be"):
+        classification_report(np.zeros((3, 3)), [0, 1, 0], ["a", "b"])
+    with pytest.raises(ValueError, match="labels"):
+        classification_report(np.zeros((2, 2)), [0, 1, 1], ["a", "b"])

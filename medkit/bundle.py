@@ -144,10 +144,10 @@ def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
     Returns:
         ``(check, passed, detail)`` for each check; nothing is raised for a failed check.
     """
+    import tempfile
+
     import torch
     from monai.bundle import ConfigWorkflow, verify_metadata
-
-    import tempfile
 
     from medkit.data.synthetic import SYNTHETIC
 

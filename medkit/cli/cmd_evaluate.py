@@ -6,7 +6,14 @@ import os
 
 import click
 
-from medkit.cli.common import attach_progress, bundle_argument, echo_metrics, existing_dir, override_option, parse_overrides
+from medkit.cli.common import (
+    attach_progress,
+    bundle_argument,
+    echo_metrics,
+    existing_dir,
+    override_option,
+    parse_overrides,
+)
 
 
 @click.command("evaluate")

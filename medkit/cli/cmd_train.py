@@ -15,9 +15,7 @@ from medkit.cli.common import attach_progress, bundle_argument, override_option,
 @click.option("--data", "data_root", default=None, help="Data set folder as published (default: the bundle's).")
 @click.option("--datalist", default=None, help="Datalist JSON from 'medkit prepare' (instead of --data).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs.")
-@click.option(
-    "--out", "out_dir", default=None, help="Folder for models/ and runs/ (default: ./medkit-runs/<bundle>)."
-)
+@click.option("--out", "out_dir", default=None, help="Folder for models/ and runs/ (default: ./medkit-runs/<bundle>).")
 @override_option
 def command(
     bundle: str, data_root: str | None, datalist: str | None, epochs: int | None, out_dir: str | None, overrides

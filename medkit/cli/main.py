@@ -47,15 +47,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """medkit: prepare data, train, evaluate, explain and infer with MONAI bundles."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _register() -> None:
-    from medkit.cli import cmd_evaluate, cmd_infer, cmd_lr_find, cmd_prepare, cmd_train, cmd_verify
+    from medkit.cli import cmd_demo, cmd_evaluate, cmd_infer, cmd_lr_find, cmd_prepare, cmd_train, cmd_verify
 
-    for module in (cmd_prepare, cmd_train, cmd_evaluate, cmd_infer, cmd_lr_find, cmd_verify):
+    for module in (cmd_prepare, cmd_train, cmd_evaluate, cmd_infer, cmd_lr_find, cmd_verify, cmd_demo):
         cli.add_command(module.command)
 
 

@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable
 
 from medkit.data.chest_xray import build_chest_xray_datalist
-from medkit.data.inference import TolerantDataset, inference_datalist
 from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
+from medkit.data.inference import TolerantDataset, inference_datalist
 from medkit.data.splits import split_by_patient
 from medkit.errors import MedkitError
 
@@ -49,9 +49,7 @@ def make_datalist(source: str, dataset_dir: str = "", datalist_file: str = "", *
     if source not in BUILDERS:
         raise MedkitError(f"unknown data source '{source}', expected one of {sorted(BUILDERS)}")
     if not dataset_dir:
-        raise MedkitError(
-            "no data folder given: pass --dataset_dir (bundle), --data (medkit) or set MEDKIT_DATA"
-        )
+        raise MedkitError("no data folder given: pass --dataset_dir (bundle), --data (medkit) or set MEDKIT_DATA")
     return BUILDERS[source](os.path.expanduser(os.fspath(dataset_dir)), **kwargs)
 
 

@@ -103,13 +103,19 @@ class ClassificationReportWriter:
         losses = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))
         os.makedirs(self.output_dir, exist_ok=True)
         self._write_predictions(probs, labels, preds, losses)
-        plot_confusion_matrix(np.asarray(report["confusion_matrix"]), self.class_names, self._out("confusion_matrix.png"))
+        plot_confusion_matrix(
+            np.asarray(report["confusion_matrix"]), self.class_names, self._out("confusion_matrix.png")
+        )
         plot_roc(self._roc_curves(probs, labels, report), self._out("roc.png"))
         self._plot_worst(probs, labels, preds, losses)
         write_json_atomic(report, self._out("metrics.json"))
         logger.info(
             "evaluation of %d cases: accuracy %.4f, AUC %.4f, F1 macro %.4f -> %s",
-            report["n_cases"], report["accuracy"], report["auc"], report["f1_macro"], self.output_dir,
+            report["n_cases"],
+            report["accuracy"],
+            report["auc"],
+            report["f1_macro"],
+            self.output_dir,
         )
         self.report = report
         return report

@@ -20,8 +20,10 @@ from medkit.transforms.load_xrayd import LoadXRayd
 __all__ = ["xray_preprocessing", "xray_augmentation"]
 
 
-def xray_preprocessing(keys: str | Sequence[str] = "image", spatial_size: Sequence[int] = (160, 160)) -> list[Transform]:
-    """Keep each path under ``<key>_path``, load (PNG/JPEG/DICOM), add a channel, scale each image to ``[0, 1]`` and resize.
+def xray_preprocessing(
+    keys: str | Sequence[str] = "image", spatial_size: Sequence[int] = (160, 160)
+) -> list[Transform]:
+    """Keep each path under ``<key>_path``, load (PNG/JPEG/DICOM), scale each image to ``[0, 1]``, resize.
 
     Args:
         keys: keys of the image paths.

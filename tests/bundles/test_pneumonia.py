@@ -45,7 +45,9 @@ def test_single_file_train_writes_into_the_copied_bundle(trained):
     assert os.listdir(os.path.join(trained["bundle"], "runs"))  # TensorBoard events
 
 
-@pytest.mark.parametrize("config, kind", [("train.json", "train"), ("evaluate.json", "infer"), ("inference.json", "infer")])
+@pytest.mark.parametrize(
+    "config, kind", [("train.json", "train"), ("evaluate.json", "infer"), ("inference.json", "infer")]
+)
 def test_check_properties(pneumonia_bundle, synthetic_cxr, tmp_path, config, kind):
     wf = ConfigWorkflow(
         config_file=os.path.join(pneumonia_bundle, "configs", config),
@@ -86,7 +88,19 @@ def test_medkit_cli_train_evaluate_infer(trained, synthetic_cxr, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
     result = runner.invoke(
-        cli, ["train", trained["bundle"], "--data", synthetic_cxr, "--epochs", "1", "--out", str(out), "--set", "batch_size=8"]
+        cli,
+        [
+            "train",
+            trained["bundle"],
+            "--data",
+            synthetic_cxr,
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--set",
+            "batch_size=8",
+        ],
     )
     assert result.exit_code == 0, result.output
     model = out / "models" / "model.pt"
@@ -111,5 +125,7 @@ def test_medkit_cli_train_evaluate_infer(trained, synthetic_cxr, tmp_path):
     assert rows[-1]["error"] == f"{bad}: file is empty (0 bytes)"
     assert all(r["label"] for r in rows[:-1])
 
-    result = runner.invoke(cli, ["infer", trained["bundle"], images, "--checkpoint", str(model), "--out", str(out_json)])
+    result = runner.invoke(
+        cli, ["infer", trained["bundle"], images, "--checkpoint", str(model), "--out", str(out_json)]
+    )
     assert result.exit_code == 0, result.output

@@ -23,7 +23,10 @@ def test_errors_are_one_line(tmp_path):
     (tmp_path / "data" / "MRI").mkdir(parents=True)
     result = runner.invoke(cli, ["prepare", "pneumonia", str(tmp_path / "data"), "--out", str(tmp_path / "x.json")])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {tmp_path / 'data' / 'MRI'}: unknown class folder (expected one of ['NORMAL', 'PNEUMONIA'])"
+    assert (
+        result.output.strip()
+        == f"Error: {tmp_path / 'data' / 'MRI'}: unknown class folder (expected one of ['NORMAL', 'PNEUMONIA'])"
+    )
     assert not (tmp_path / "x.json").exists()
     result = runner.invoke(cli, ["verify", str(tmp_path)])
     assert result.exit_code != 0 and "not a bundle" in result.output

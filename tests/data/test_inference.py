@@ -14,11 +14,19 @@ def test_inputs_expand_in_order(synthetic_cxr, tmp_path):
     folder = os.path.join(synthetic_cxr, "test", "NORMAL")
     one = sorted(os.listdir(folder))[0]
     items = inference_datalist(
-        [os.path.join(folder, one), folder, os.path.join(synthetic_cxr, "test", "P*", "*.jpeg"), str(tmp_path / "x.png")]
+        [
+            os.path.join(folder, one),
+            folder,
+            os.path.join(synthetic_cxr, "test", "P*", "*.jpeg"),
+            str(tmp_path / "x.png"),
+        ]
     )
     paths = [i["image"] for i in items]
     assert paths[0].endswith(one)
-    assert len(paths) == 1 + len(os.listdir(folder)) + len(os.listdir(os.path.join(synthetic_cxr, "test", "PNEUMONIA"))) + 1
+    assert (
+        len(paths)
+        == 1 + len(os.listdir(folder)) + len(os.listdir(os.path.join(synthetic_cxr, "test", "PNEUMONIA"))) + 1
+    )
     assert paths[-1] == str(tmp_path / "x.png")  # kept, so it is reported as missing
 
 

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Create .venv and install medkit with its test tools. CPU PyTorch is installed first, pinned, so that
+# no multi-GB CUDA build is pulled in. Usage: bash scripts/setup.sh [extra pip args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==${MEDKIT_TORCH_VERSION:-2.13.0}"
+.venv/bin/python -m pip install -q -e '.[dev]' "$@"
+.venv/bin/medkit --version

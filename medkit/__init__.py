@@ -11,7 +11,20 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("bundle", "cli", "data", "errors", "handlers", "io", "metrics", "networks", "transforms", "workflows")
+_SUBMODULES = (
+    "bundle",
+    "cli",
+    "data",
+    "errors",
+    "explain",
+    "handlers",
+    "io",
+    "losses",
+    "metrics",
+    "networks",
+    "transforms",
+    "workflows",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -51,9 +51,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from medkit.cli import cmd_demo, cmd_evaluate, cmd_infer, cmd_lr_find, cmd_prepare, cmd_train, cmd_verify
+    from medkit.cli import (
+        cmd_demo,
+        cmd_evaluate,
+        cmd_explain,
+        cmd_infer,
+        cmd_lr_find,
+        cmd_prepare,
+        cmd_train,
+        cmd_verify,
+    )
 
-    for module in (cmd_prepare, cmd_train, cmd_evaluate, cmd_infer, cmd_lr_find, cmd_verify, cmd_demo):
+    for module in (cmd_prepare, cmd_train, cmd_evaluate, cmd_explain, cmd_infer, cmd_lr_find, cmd_verify, cmd_demo):
         cli.add_command(module.command)
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 
 from medkit.data.chest_xray import build_chest_xray_datalist
+from medkit.data.covid import build_covid_datalist
 from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
 from medkit.data.inference import TolerantDataset, inference_datalist
 from medkit.data.splits import split_by_patient
@@ -17,6 +18,7 @@ __all__ = [
     "SPLITS",
     "select_split",
     "build_chest_xray_datalist",
+    "build_covid_datalist",
     "inference_datalist",
     "TolerantDataset",
     "split_by_patient",
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 #: datalist builder of each data source, by the name used in ``medkit prepare`` and bundle configs
-BUILDERS: dict[str, Callable[..., dict]] = {"pneumonia": build_chest_xray_datalist}
+BUILDERS: dict[str, Callable[..., dict]] = {"pneumonia": build_chest_xray_datalist, "covid": build_covid_datalist}
 
 SPLITS = ("training", "validation", "test", "all")
 

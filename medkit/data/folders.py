@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from medkit.data.splits import split_by_patient
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.io.xray import DICOM_SUFFIXES, RASTER_SUFFIXES, is_dicom_file, read_xray
 
-__all__ = ["IGNORED_NAMES", "list_subfolders", "list_image_files", "scan_class_folders", "check_readable"]
+__all__ = [
+    "IGNORED_NAMES",
+    "SPLIT_FOLDERS",
+    "list_subfolders",
+    "list_image_files",
+    "scan_class_folders",
+    "check_readable",
+    "build_class_folder_datalist",
+]
+
+SPLIT_FOLDERS = ("train", "val", "test")
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +89,11 @@ def scan_class_folders(
     subfolders = list_subfolders(folder)
     known = [n for n in subfolders if n.lower() in lookup]
     unknown = [n for n in subfolders if n.lower() not in lookup]
+    present = {n.lower() for n in known}
+    for name in class_map:
+        if name.lower() not in present:
+            logger.warning("%s: class folder absent, skipped", os.path.join(folder, name))
+            skipped.append({"file": os.path.join(folder, name), "problem": "class folder absent"})
     if unknown:
         raise DatasetLayoutError(
             os.path.join(folder, unknown[0]), f"unknown class folder (expected one of {sorted(class_map)})"
@@ -140,3 +156,96 @@ def check_readable(
             skipped.append({"file": item["image"], "problem": problem})
             logger.warning("%s: %s (left out)", item["image"], problem)
     return good
+
+
+def _resolve_root(root: str, nested_name: str | None) -> str:
+    if not os.path.isdir(root):
+        raise DatasetLayoutError(root, "data folder not found")
+    if nested_name and list_subfolders(root) == [nested_name]:  # archives often nest the set once more
+        return _resolve_root(os.path.join(root, nested_name), nested_name)
+    return root
+
+
+def build_class_folder_datalist(
+    name: str,
+    dataset_dir: str,
+    class_names: Sequence[str],
+    folder_classes: Mapping[str, str | None],
+    patient_of: Callable[[str], str],
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    check_images: bool = True,
+    progress: bool = False,
+    images_subfolder: str | None = None,
+    nested_name: str | None = None,
+) -> dict:
+    """A MONAI datalist from ``ROOT/[train|val|test]/<class folder>/*`` or ``ROOT/<class folder>/*``.
+
+    Images of ``train`` and ``val`` (or of the class folders directly) are pooled and split by patient,
+    stratified by class; ``test`` is kept apart. Class folders map to class names, several folders may
+    share a class, and a folder mapped to ``None`` is left out; an absent class folder is reported once.
+
+    Args:
+        name: data set name recorded in the datalist.
+        dataset_dir: the folder as published.
+        class_names: output classes in label order.
+        folder_classes: class folder name (case-insensitive) to class name or ``None``.
+        patient_of: file path to patient id.
+        val_fraction: fraction of each class's patients held out for validation.
+        seed: seed of the patient split.
+        check_images: decode every image and leave out (and report) those that cannot be read.
+        progress: show progress bars.
+        images_subfolder: subfolder of a class folder that holds its images in some releases.
+        nested_name: a single subfolder of this name is descended into.
+
+    Returns:
+        dict with ``training``, ``validation``, ``test`` item lists, ``labels`` (index -> name),
+        ``skipped`` records and ``dataset_dir``.
+
+    Raises:
+        DatasetLayoutError: the folder is missing, empty or laid out differently.
+        ValueError: ``folder_classes`` names a class not in ``class_names``.
+    """
+    unknown = {c for c in folder_classes.values() if c is not None} - set(class_names)
+    if unknown:
+        raise ValueError(f"folder_classes maps to {sorted(unknown)}, which are not in class_names {list(class_names)}")
+    index = {folder: None if c is None else list(class_names).index(c) for folder, c in folder_classes.items()}
+    root = _resolve_root(os.fspath(dataset_dir), nested_name)
+    subs = list_subfolders(root)
+    skipped: list[dict] = []
+    pooled: list[dict] = []
+    test: list[dict] = []
+    split_dirs = [s for s in subs if s.lower() in SPLIT_FOLDERS]
+    scan = dict(class_map=index, patient_of=patient_of, skipped=skipped, images_subfolder=images_subfolder)
+    if split_dirs:
+        others = [s for s in subs if s.lower() not in SPLIT_FOLDERS]
+        if others:
+            raise DatasetLayoutError(
+                os.path.join(root, others[0]), f"unexpected folder beside the split folders {list(SPLIT_FOLDERS)}"
+            )
+        for split in split_dirs:
+            items = scan_class_folders(os.path.join(root, split), **scan)
+            (test if split.lower() == "test" else pooled).extend(items)
+    elif subs:
+        pooled = scan_class_folders(root, **scan)
+    else:
+        raise DatasetLayoutError(root, f"empty: expected {list(SPLIT_FOLDERS)} or {sorted(folder_classes)} folders")
+    if check_images:
+        pooled = check_readable(pooled, skipped, progress=progress)
+        test = check_readable(test, skipped, progress=progress)
+    if not pooled and not test:
+        raise DatasetLayoutError(root, "no readable images found")
+    training, validation = split_by_patient(pooled, val_fraction=val_fraction, seed=seed)
+    if skipped:
+        logger.warning("%d file(s) or folder(s) left out of the datalist; see its 'skipped' list", len(skipped))
+    return {
+        "name": name,
+        "dataset_dir": os.path.abspath(root),
+        "labels": {str(i): n for i, n in enumerate(class_names)},
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "training": training,
+        "validation": validation,
+        "test": test,
+        "skipped": skipped,
+    }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from medkit.handlers.gradcam_saver import GradCAMSaver
 from medkit.handlers.prediction_writer import PredictionWriter
 from medkit.handlers.report_writer import ClassificationReportWriter
 
-__all__ = ["ClassificationReportWriter", "PredictionWriter"]
+__all__ = ["GradCAMSaver", "ClassificationReportWriter", "PredictionWriter"]

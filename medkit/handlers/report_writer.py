@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import logging
 import os
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.data.datalist import write_json_atomic
+from medkit.explain.gradcam import gradcam_maps
 from medkit.metrics.classification import classification_report, predict_labels, roc_curve
 from medkit.metrics.plots import plot_confusion_matrix, plot_image_grid, plot_roc
 
@@ -51,7 +53,8 @@ class ClassificationReportWriter:
         path_key: key of the image path kept by the preprocessing.
         threshold: decision threshold for two classes (``None``: argmax).
         n_worst: number of images in the worst-mistakes grid.
-        image_reader: reads an image path to a 2D array for the grid.
+        network: with ``cam_layer``, the grid shows Grad-CAM overlays of the predicted class.
+        cam_layer: module name for Grad-CAM (the bundle's ``medkit.gradcam_layer``).
     """
 
     def __init__(
@@ -61,14 +64,16 @@ class ClassificationReportWriter:
         path_key: str = "image_path",
         threshold: float | None = None,
         n_worst: int = 16,
-        image_reader=None,
+        network=None,
+        cam_layer: str | None = None,
     ) -> None:
         self.output_dir = output_dir
         self.class_names = list(class_names)
         self.path_key = path_key
         self.threshold = threshold
         self.n_worst = n_worst
-        self.image_reader = image_reader
+        self.network = network
+        self.cam_layer = cam_layer
         self.report: dict | None = None
         self._reset()
 
@@ -76,6 +81,7 @@ class ClassificationReportWriter:
         self.probs: list[np.ndarray] = []
         self.labels: list[int] = []
         self.paths: list[str] = []
+        self._worst: list[tuple[float, int, np.ndarray]] = []  # min-heap of (loss, index, network input)
 
     def attach(self, engine: Engine) -> None:
         from ignite.engine import Events
@@ -90,9 +96,19 @@ class ClassificationReportWriter:
         if isinstance(outputs, dict):  # not decollated
             outputs, batch = [outputs], [batch]
         for out, item in zip(outputs, batch):
-            self.probs.append(_to_numpy(out["pred"]).astype(np.float64).ravel())
-            self.labels.append(int(_to_numpy(out.get("label", item.get("label"))).ravel()[0]))
+            probs = _to_numpy(out["pred"]).astype(np.float64).ravel()
+            label = int(_to_numpy(out.get("label", item.get("label"))).ravel()[0])
+            self.probs.append(probs)
+            self.labels.append(label)
             self.paths.append(str(item.get(self.path_key, "")))
+            pred = int(predict_labels(probs[None], self.threshold)[0])
+            if pred != label and self.n_worst > 0:  # keep the network inputs of the worst mistakes only
+                loss = -float(np.log(max(probs[label], 1e-12)))
+                entry = (loss, len(self.paths) - 1, _to_numpy(item["image"]).astype(np.float32))
+                if len(self._worst) < self.n_worst:
+                    heapq.heappush(self._worst, entry)
+                elif loss > self._worst[0][0]:
+                    heapq.heapreplace(self._worst, entry)
 
     def _write(self, engine: Engine | None = None) -> dict:
         if not self.probs:
@@ -144,19 +160,20 @@ class ClassificationReportWriter:
     def _plot_worst(self, probs, labels, preds, losses) -> None:
         if self.n_worst <= 0:
             return
-        from medkit.io.xray import read_xray
+        worst = sorted(self._worst, key=lambda e: (-e[0], e[1]))
+        images = [e[2][0] for e in worst]
+        if worst and self.network is not None and self.cam_layer:
+            import torch
 
-        reader = self.image_reader or (lambda p: read_xray(p)[0])
-        order = [i for i in np.argsort(-losses) if preds[i] != labels[i]][: self.n_worst]
-        images, titles = [], []
-        for i in order:
-            try:
-                images.append(reader(self.paths[i]))
-            except Exception as e:  # the grid is an aid; a missing file must not lose the report
-                logger.warning("%s: cannot show in the worst-mistakes grid (%s)", self.paths[i], e)
-                continue
-            titles.append(
-                f"{os.path.basename(self.paths[i])}\ntrue {self.class_names[labels[i]]}, "
-                f"pred {self.class_names[preds[i]]} ({probs[i, preds[i]]:.2f})"
-            )
+            from medkit.explain.gradcam import overlay_heatmap
+
+            device = next(self.network.parameters()).device
+            batch = torch.as_tensor(np.stack([e[2] for e in worst])).to(device)
+            maps = gradcam_maps(self.network, batch, self.cam_layer, class_idx=[int(preds[e[1]]) for e in worst])
+            images = [overlay_heatmap(img, heat) for img, heat in zip(images, maps)]
+        titles = [
+            f"{os.path.basename(self.paths[i])}\ntrue {self.class_names[labels[i]]}, "
+            f"pred {self.class_names[preds[i]]} ({probs[i, preds[i]]:.2f})"
+            for _, i, _ in worst
+        ]
         plot_image_grid(images, titles or ["no mistakes"], self._out("worst_mistakes.png"))

@@ -81,10 +81,8 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggested: float | None, p
     return save_figure(fig, path)
 
 
-def plot_image_grid(
-    images: Sequence[np.ndarray], titles: Sequence[str], path: str, columns: int = 4, overlays: Sequence | None = None
-) -> str:
-    """A grid of grayscale images ``(rows, columns)`` with titles; optional RGBA overlays drawn on top."""
+def plot_image_grid(images: Sequence[np.ndarray], titles: Sequence[str], path: str, columns: int = 4) -> str:
+    """A grid of grayscale ``(rows, columns)`` or RGB ``(rows, columns, 3)`` images with titles."""
     plt = _pyplot()
     n = max(len(images), 1)
     columns = min(columns, n)
@@ -95,7 +93,5 @@ def plot_image_grid(
         if k >= len(images):
             continue
         ax.imshow(np.asarray(images[k]), cmap="gray")
-        if overlays is not None and overlays[k] is not None:
-            ax.imshow(overlays[k])
         ax.set_title(titles[k], fontsize=8)
     return save_figure(fig, path)

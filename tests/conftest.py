@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from medkit.data.synthetic import write_synthetic_chest_xray
+from medkit.data.synthetic import write_synthetic_chest_xray, write_synthetic_covid_radiography
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLES = os.path.join(REPO, "bundles")
@@ -16,6 +16,12 @@ BUNDLES = os.path.join(REPO, "bundles")
 def synthetic_cxr(tmp_path_factory) -> str:
     """A tiny Kermany look-alike: ``train`` and ``test`` with NORMAL/PNEUMONIA, 48 px images."""
     return write_synthetic_chest_xray(tmp_path_factory.mktemp("cxr"), n_patients=10, n_test_patients=3, size=48)
+
+
+@pytest.fixture(scope="session")
+def synthetic_covid(tmp_path_factory) -> str:
+    """A tiny COVID-19 Radiography Database look-alike without Lung_Opacity, as in ../shared/data."""
+    return write_synthetic_covid_radiography(tmp_path_factory.mktemp("covid"), n_per_class=12, size=48)
 
 
 @pytest.fixture(scope="session")

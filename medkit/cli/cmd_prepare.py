@@ -6,9 +6,12 @@ import click
 
 from medkit.cli.common import existing_dir
 
+#: the datalist builders of medkit.data.BUILDERS (named here so that --help needs no heavy import)
+SOURCES = ("covid", "pneumonia")
+
 
 @click.command("prepare")
-@click.argument("source", type=click.Choice(["pneumonia"]))
+@click.argument("source", type=click.Choice(SOURCES))
 @click.argument("data_root")
 @click.option("--out", "out", default="datalist.json", show_default=True, help="Datalist JSON to write.")
 @click.option("--val-fraction", default=0.15, show_default=True, help="Fraction of patients held for validation.")

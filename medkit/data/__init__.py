@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from medkit.data.chest_xray import build_chest_xray_datalist
 from medkit.data.covid import build_covid_datalist
@@ -34,25 +34,40 @@ BUILDERS: dict[str, Callable[..., dict]] = {"pneumonia": build_chest_xray_datali
 SPLITS = ("training", "validation", "test", "all")
 
 
-def make_datalist(source: str, dataset_dir: str = "", datalist_file: str = "", **kwargs) -> dict:
+def make_datalist(
+    source: str, dataset_dir: str = "", datalist_file: str = "", class_names: Sequence[str] | None = None, **kwargs
+) -> dict:
     """A datalist from a prepared JSON file if one is given, else built from ``dataset_dir``.
 
     Args:
         source: builder name, one of ``BUILDERS``.
         dataset_dir: the data set folder as published.
         datalist_file: a JSON written by ``medkit prepare``; wins over ``dataset_dir`` when not empty.
+        class_names: the bundle's classes in label order (its label map); the datalist must use the same.
         kwargs: passed to the builder (``val_fraction``, ``seed``, ...).
 
     Raises:
         MedkitError: unknown source, or neither a datalist file nor a data folder is given.
     """
     if datalist_file:
-        return load_datalist(datalist_file)
+        datalist = load_datalist(datalist_file)
+        _check_labels(datalist, class_names, datalist_file)
+        return datalist
     if source not in BUILDERS:
         raise MedkitError(f"unknown data source '{source}', expected one of {sorted(BUILDERS)}")
     if not dataset_dir:
         raise MedkitError("no data folder given: pass --dataset_dir (bundle), --data (medkit) or set MEDKIT_DATA")
+    if class_names is not None:
+        kwargs["class_names"] = list(class_names)
     return BUILDERS[source](os.path.expanduser(os.fspath(dataset_dir)), **kwargs)
+
+
+def _check_labels(datalist: dict, class_names: Sequence[str] | None, where: str) -> None:
+    labels = datalist.get("labels")
+    if class_names is not None and labels is not None:
+        found = [labels[str(i)] for i in range(len(labels))]
+        if found != list(class_names):
+            raise MedkitError(f"{where}: datalist classes {found} differ from the bundle's {list(class_names)}")
 
 
 def select_split(datalist: dict, split: str) -> list[dict]:

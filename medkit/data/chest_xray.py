@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 
 from medkit.data.folders import build_class_folder_datalist
 
@@ -31,7 +32,12 @@ def patient_id(path: str) -> str:
 
 
 def build_chest_xray_datalist(
-    dataset_dir: str, val_fraction: float = 0.15, seed: int = 0, check_images: bool = True, progress: bool = False
+    dataset_dir: str,
+    class_names: Sequence[str] = CLASS_NAMES,
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    check_images: bool = True,
+    progress: bool = False,
 ) -> dict:
     """Build a MONAI datalist from a Kermany ``chest_xray`` folder.
 
@@ -39,12 +45,13 @@ def build_chest_xray_datalist(
     ``ROOT/{NORMAL,PNEUMONIA}/*`` directly; the Kaggle archive's extra ``chest_xray/`` level is
     descended into. Images from ``train`` and ``val`` (the official ``val`` has only 16 images) are
     pooled and split by patient, stratified by class; ``test`` is kept apart.
-    See ``build_class_folder_datalist`` for the arguments and the result.
+    ``class_names`` orders the labels (the class folders are named after the classes).
+    See ``build_class_folder_datalist`` for the other arguments and the result.
     """
     return build_class_folder_datalist(
         "chest_xray",
         dataset_dir,
-        CLASS_NAMES,
+        class_names,
         {name: name for name in CLASS_NAMES},
         patient_id,
         val_fraction=val_fraction,

@@ -6,15 +6,27 @@ import os
 
 import numpy as np
 
-__all__ = ["SYNTHETIC", "synthetic_chest_xray", "write_synthetic_chest_xray"]
+__all__ = [
+    "SYNTHETIC",
+    "FINDINGS",
+    "synthetic_chest_xray",
+    "write_synthetic_chest_xray",
+    "write_synthetic_covid_radiography",
+]
+
+FINDINGS = (None, "consolidation", "peripheral", "diffuse")
 
 
-def synthetic_chest_xray(size: int, pneumonia: bool, rng: np.random.Generator) -> np.ndarray:
+def synthetic_chest_xray(size: int, finding: str | None, rng: np.random.Generator) -> np.ndarray:
     """One synthetic frontal chest radiograph as uint8 ``(size, size)``.
 
-    A bright body outline with two dark lung fields; a pneumonia image carries bright, blurred
-    consolidations inside the lungs. The contrast is made to be learnable in one short epoch.
+    A bright body outline with two dark lung fields. ``finding`` adds opacities inside the lungs:
+    ``"consolidation"`` (a few bright blurred patches, bacterial-pneumonia-like), ``"peripheral"``
+    (patches in the outer lower zones of both lungs, COVID-like) or ``"diffuse"`` (a haze over both
+    lungs). The contrast is made to be learnable in a short run.
     """
+    if finding not in FINDINGS:
+        raise ValueError(f"finding must be one of {FINDINGS}, got {finding!r}")
     from scipy.ndimage import gaussian_filter
 
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -26,13 +38,18 @@ def synthetic_chest_xray(size: int, pneumonia: bool, rng: np.random.Generator) -
         cx += rng.uniform(-0.03, 0.03)
         lungs |= ((xx - cx) / rng.uniform(0.12, 0.15)) ** 2 + ((yy - 0.5) / rng.uniform(0.25, 0.3)) ** 2 < 1
     img[lungs] -= 0.35
-    if pneumonia:
+    if finding in ("consolidation", "peripheral"):
         blobs = np.zeros_like(img)
-        for _ in range(rng.integers(2, 5)):
-            cy, cx = rng.uniform(0.35, 0.7), rng.choice([0.3, 0.7]) + rng.uniform(-0.06, 0.06)
+        for k in range(rng.integers(2, 5)):
+            if finding == "consolidation":
+                cy, cx = rng.uniform(0.35, 0.7), rng.choice([0.3, 0.7]) + rng.uniform(-0.06, 0.06)
+            else:
+                cy, cx = rng.uniform(0.55, 0.7), (0.2, 0.8)[k % 2] + rng.uniform(-0.03, 0.03)
             r = rng.uniform(0.05, 0.1)
             blobs[((xx - cx) ** 2 + (yy - cy) ** 2) < r**2] = 1.0
         img += 0.4 * gaussian_filter(blobs * lungs, sigma=size / 40)
+    elif finding == "diffuse":
+        img += 0.2 * gaussian_filter(lungs.astype(np.float32), sigma=size / 20)
     img = gaussian_filter(img, sigma=size / 128) + 0.02 * rng.standard_normal((size, size)).astype(np.float32)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
@@ -80,10 +97,48 @@ def write_synthetic_chest_xray(
                     else:
                         kind = "bacteria" if p % 2 else "virus"
                         name = f"person{p}_{kind}_{image_no}{suffix}"
-                    arr = synthetic_chest_xray(size, cls == "PNEUMONIA", rng)
+                    arr = synthetic_chest_xray(size, "consolidation" if cls == "PNEUMONIA" else None, rng)
                     Image.fromarray(arr).save(os.path.join(folder, name))
     return out_dir
 
 
+def write_synthetic_covid_radiography(
+    out_dir: str | os.PathLike,
+    n_per_class: int = 16,
+    size: int = 64,
+    seed: int = 0,
+    folders: tuple[str, ...] = ("COVID", "Normal", "Viral Pneumonia"),
+    images_subfolder: bool = False,
+) -> str:
+    """Write a tiny COVID-19 Radiography Database look-alike: ``out_dir/<class folder>/<class>-<n>.png``.
+
+    Args:
+        out_dir: folder to create.
+        n_per_class: images per class folder.
+        size: image side in pixels.
+        seed: random seed.
+        folders: which of ``COVID``, ``Lung_Opacity``, ``Normal``, ``Viral Pneumonia`` to write.
+        images_subfolder: put the PNGs under ``<class folder>/images/`` as later releases do.
+
+    Returns:
+        ``out_dir`` as a string.
+    """
+    from PIL import Image
+
+    findings = {"COVID": "peripheral", "Lung_Opacity": "consolidation", "Normal": None, "Viral Pneumonia": "diffuse"}
+    unknown = set(folders) - set(findings)
+    if unknown:
+        raise ValueError(f"unknown class folders {sorted(unknown)}, expected some of {sorted(findings)}")
+    rng = np.random.default_rng(seed)
+    out_dir = os.fspath(out_dir)
+    for folder in folders:
+        target = os.path.join(out_dir, folder, "images") if images_subfolder else os.path.join(out_dir, folder)
+        os.makedirs(target, exist_ok=True)
+        for n in range(1, n_per_class + 1):
+            arr = synthetic_chest_xray(size, findings[folder], rng)
+            Image.fromarray(arr).save(os.path.join(target, f"{folder}-{n}.png"))
+    return out_dir
+
+
 #: synthetic look-alike writer of each data source (``out_dir -> data set folder``)
-SYNTHETIC = {"pneumonia": write_synthetic_chest_xray}
+SYNTHETIC = {"pneumonia": write_synthetic_chest_xray, "covid": write_synthetic_covid_radiography}

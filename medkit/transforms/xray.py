@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from monai.transforms import (
     CopyItemsd,
     EnsureTyped,
+    HistogramNormalized,
     RandAdjustContrastd,
     RandAffined,
     RandScaleIntensityd,
@@ -21,13 +22,14 @@ __all__ = ["xray_preprocessing", "xray_augmentation"]
 
 
 def xray_preprocessing(
-    keys: str | Sequence[str] = "image", spatial_size: Sequence[int] = (160, 160)
+    keys: str | Sequence[str] = "image", spatial_size: Sequence[int] = (160, 160), equalize: bool = False
 ) -> list[Transform]:
     """Keep each path under ``<key>_path``, load (PNG/JPEG/DICOM), scale each image to ``[0, 1]``, resize.
 
     Args:
         keys: keys of the image paths.
         spatial_size: output ``(rows, columns)``; area interpolation, so downsizing does not alias.
+        equalize: histogram-equalize each image (MONAI's ``HistogramNormalized``, 256 bins) before scaling.
 
     Returns:
         list of dictionary transforms; deterministic, hence cacheable by ``CacheDataset``.
@@ -38,6 +40,7 @@ def xray_preprocessing(
     return [
         CopyItemsd(keys, names=[f"{k}_path" for k in keys]),
         LoadXRayd(keys),
+        *([HistogramNormalized(keys, num_bins=256, min=0.0, max=1.0)] if equalize else []),
         ScaleIntensityd(keys, minv=0.0, maxv=1.0),
         Resized(keys, spatial_size=[int(s) for s in spatial_size], mode="area"),
         EnsureTyped(keys, dtype="float32", track_meta=False),

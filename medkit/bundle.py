@@ -22,6 +22,7 @@ __all__ = [
     "default_device",
     "SCHEMA_PATH",
     "verify_bundle",
+    "export_bundle",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,12 +68,15 @@ def config_bundle_root() -> str:
 
 
 def resolve_bundle(bundle: str | os.PathLike) -> str:
-    """Absolute path of a bundle given as a folder, or as a name under ``./bundles`` or medkit's checkout.
+    """Absolute path of a bundle given as a folder, a zip (unpacked once into ``~/.cache/medkit``), or a name
+    under ``./bundles`` or medkit's checkout.
 
     Raises:
         MedkitError: no folder with ``configs/metadata.json`` is found.
     """
     bundle = os.fspath(bundle)
+    if bundle.lower().endswith(".zip") and os.path.isfile(bundle):
+        return _unpack_zip(bundle)
     candidates = [bundle, os.path.join("bundles", bundle)]
     candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bundles", bundle))
     for path in candidates:
@@ -211,3 +215,59 @@ def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
     finally:
         scratch.cleanup()
     return results
+
+
+_EXPORT_SKIP = {"runs", "eval", "__pycache__"}
+
+
+def export_bundle(bundle_dir: str, out_zip: str) -> str:
+    """Zip a bundle folder (configs, docs, models; not ``runs/`` or ``eval/``) for sharing.
+
+    The archive holds one top-level folder named after the bundle, as MONAI's bundle zips do. It is
+    written through a temporary file, so an interrupted export leaves no partial zip.
+
+    Returns:
+        the path of the zip.
+    """
+    import zipfile
+
+    bundle_dir = os.path.abspath(bundle_dir)
+    name = os.path.basename(bundle_dir)
+    out_zip = os.path.abspath(out_zip)
+    os.makedirs(os.path.dirname(out_zip), exist_ok=True)
+    tmp = f"{out_zip}.tmp-{os.getpid()}"
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for folder, dirs, files in os.walk(bundle_dir):
+                dirs[:] = sorted(d for d in dirs if d not in _EXPORT_SKIP and not d.startswith("."))
+                for f in sorted(files):
+                    if f.startswith("."):
+                        continue
+                    path = os.path.join(folder, f)
+                    zf.write(path, os.path.join(name, os.path.relpath(path, bundle_dir)))
+        os.replace(tmp, out_zip)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out_zip
+
+
+def _unpack_zip(path: str) -> str:
+    import hashlib
+    import zipfile
+
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    cache = os.path.join(os.environ.get("MEDKIT_CACHE", os.path.expanduser("~/.cache/medkit")), "bundles", digest)
+    if not os.path.isdir(cache):
+        with zipfile.ZipFile(path) as zf:
+            bad = [n for n in zf.namelist() if n.startswith("/") or ".." in n.split("/")]
+            if bad:
+                raise MedkitError(f"{path}: unsafe path in zip ({bad[0]})")
+            tmp = f"{cache}.tmp-{os.getpid()}"
+            zf.extractall(tmp)
+            os.replace(tmp, cache)
+    for root, _, files in os.walk(cache):
+        if os.path.basename(root) == "configs" and "metadata.json" in files:
+            return os.path.dirname(root)
+    raise MedkitError(f"{path}: zip holds no bundle (no configs/metadata.json)")

@@ -55,6 +55,7 @@ def _register() -> None:
         cmd_demo,
         cmd_evaluate,
         cmd_explain,
+        cmd_export,
         cmd_infer,
         cmd_lr_find,
         cmd_prepare,
@@ -62,7 +63,17 @@ def _register() -> None:
         cmd_verify,
     )
 
-    for module in (cmd_prepare, cmd_train, cmd_evaluate, cmd_explain, cmd_infer, cmd_lr_find, cmd_verify, cmd_demo):
+    for module in (
+        cmd_prepare,
+        cmd_train,
+        cmd_evaluate,
+        cmd_explain,
+        cmd_infer,
+        cmd_lr_find,
+        cmd_verify,
+        cmd_export,
+        cmd_demo,
+    ):
         cli.add_command(module.command)
 
 

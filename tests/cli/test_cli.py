@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from click.testing import CliRunner
 
@@ -37,3 +38,21 @@ def test_verify_pneumonia(pneumonia_bundle):
     assert result.exit_code == 0, result.output
     for check in ("metadata", "train properties", "infer properties", "network shapes"):
         assert f"[ok] {check}" in result.output
+
+
+def test_export_zip_is_a_bundle(pneumonia_bundle, tmp_path, monkeypatch):
+    import zipfile
+
+    from medkit.bundle import resolve_bundle
+
+    monkeypatch.setenv("MEDKIT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "pneumonia.zip"
+    result = CliRunner().invoke(cli, ["export", pneumonia_bundle, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = zipfile.ZipFile(out).namelist()
+    assert "pneumonia/configs/metadata.json" in names and not any("/runs/" in n for n in names)
+    unpacked = resolve_bundle(str(out))
+    assert sorted(os.listdir(os.path.join(unpacked, "configs"))) == sorted(
+        os.listdir(os.path.join(pneumonia_bundle, "configs"))
+    )
+    assert resolve_bundle(str(out)) == unpacked  # unpacked once

@@ -141,3 +141,23 @@ def test_medkit_cli_train_evaluate_infer(trained, tmp_path):
         cli, ["infer", trained["bundle"], images, "--checkpoint", str(model), "--out", str(out_json)]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_training_starts_from_a_checkpoint(trained, tmp_path):
+    """``--pretrained`` loads the bundle's own weights (transfer learning from a local checkpoint)."""
+    import torch
+
+    model = os.path.join(trained["bundle"], "models", "model.pt")
+    wf = ConfigWorkflow(
+        config_file=os.path.join(trained["bundle"], "configs", "train.json"),
+        workflow_type="train",
+        dataset_dir=trained["data"],
+        pretrained=model,
+        ckpt_dir=str(tmp_path),
+        output_dir=str(tmp_path),
+        **FAST,
+    )
+    wf.initialize()
+    net = wf.parser.get_parsed_content("network")
+    saved = torch.load(model, map_location="cpu", weights_only=True)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in saved.items())

@@ -1,0 +1,7 @@
+"""Networks and weight loading."""
+
+from __future__ import annotations
+
+from medkit.networks.weights import load_pretrained, sha256_of
+
+__all__ = ["load_pretrained", "sha256_of"]

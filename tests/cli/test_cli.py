@@ -56,3 +56,14 @@ def test_export_zip_is_a_bundle(pneumonia_bundle, tmp_path, monkeypatch):
         os.listdir(os.path.join(pneumonia_bundle, "configs"))
     )
     assert resolve_bundle(str(out)) == unpacked  # unpacked once
+
+
+def test_lr_find_on_synthetic(pneumonia_bundle, synthetic_cxr, tmp_path):
+    out = tmp_path / "lr"
+    args = ["lr-find", pneumonia_bundle, "--data", synthetic_cxr, "--num-iter", "6", "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--set", "batch_size=4", "--start-lr", "1e-5", "--end-lr", "1e-1"])
+    assert result.exit_code == 0, result.output
+    found = json.loads((out / "lr_find.json").read_text())
+    assert len(found["lrs"]) == len(found["losses"]) >= 5
+    assert 1e-5 <= found["lrs"][0] < found["lrs"][-1] <= 1e-1
+    assert (out / "lr_find.png").stat().st_size > 0 and "steepest loss descent" in result.output

@@ -16,7 +16,6 @@ __all__ = [
     "config_bundle_root",
     "resolve_bundle",
     "load_metadata",
-    "class_names",
     "channel_names",
     "create_workflow",
     "default_device",
@@ -89,11 +88,6 @@ def load_metadata(bundle_dir: str) -> dict:
     """The bundle's ``configs/metadata.json`` as a dict."""
     with open(os.path.join(bundle_dir, "configs", "metadata.json")) as f:
         return json.load(f)
-
-
-def class_names(bundle_dir: str) -> list[str]:
-    """Class names in output-channel order, from the metadata's ``channel_def`` (the label map)."""
-    return channel_names(load_metadata(bundle_dir))
 
 
 def default_device() -> str:

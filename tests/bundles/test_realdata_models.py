@@ -1,0 +1,33 @@
+"""The shipped weights of each classification bundle on the real images of the bundle's own validation split."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from medkit.cli.main import cli
+from tests.conftest import BUNDLES
+
+# bundle, data folder, validation images (seed 0, 15% of each class), floor for AUC and accuracy
+CASES = [
+    ("pneumonia", "chest_xray", 787, 0.97, 0.9),
+    ("covid", "COVID-19_Radiography_Dataset", 360, 0.95, 0.8),
+]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("bundle, folder, n_cases, min_auc, min_accuracy", CASES)
+def test_shipped_model_on_validation_split(medkit_data, tmp_path, bundle, folder, n_cases, min_auc, min_accuracy):
+    path = os.path.join(BUNDLES, bundle)
+    if not os.path.isfile(os.path.join(path, "models", "model.pt")):
+        pytest.skip(f"{bundle} ships no model")
+    data = os.path.join(medkit_data, folder)
+    args = ["evaluate", path, data, "--split", "validation", "--out", str(tmp_path), "--set", "n_worst=4"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["n_cases"] == n_cases  # cases never seen in training
+    assert metrics["auc"] > min_auc and metrics["accuracy"] > min_accuracy

@@ -1,38 +1,17 @@
-"""MONAI datalist JSON files: write atomically, read back, summarise, and class weights."""
+"""MONAI datalist JSON files: read back, summarise, class weights (``write_json_atomic`` writes them)."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 
+from medkit.io.atomic import write_json_atomic
+
 __all__ = ["write_json_atomic", "load_datalist", "class_counts", "class_weights"]
-
-
-def write_json_atomic(obj: object, path: str | os.PathLike) -> str:
-    """Write ``obj`` as indented JSON to ``path`` through a temporary file, so no half-written file is left.
-
-    Returns:
-        the path written.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 def load_datalist(path: str | os.PathLike) -> dict:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from medkit.io.atomic import atomic_path
 
 __all__ = ["gradcam_maps", "overlay_heatmap", "save_overlay"]
 
@@ -62,9 +63,6 @@ def save_overlay(path: str, image: np.ndarray, heat: np.ndarray, alpha: float = 
     """Write the overlay as PNG through a temporary file; returns ``path``."""
     from PIL import Image
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    Image.fromarray(overlay_heatmap(image, heat, alpha)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(overlay_heatmap(image, heat, alpha)).save(tmp, format="PNG")
     return path

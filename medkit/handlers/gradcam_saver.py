@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from medkit.explain.gradcam import gradcam_maps, save_overlay
+from medkit.handlers.report_writer import decollated
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -54,9 +55,8 @@ class GradCAMSaver:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        outputs, batch = engine.state.output, engine.state.batch
-        if isinstance(outputs, dict):
-            outputs, batch = [outputs], [batch]
+        pairs = list(decollated(engine))
+        outputs, batch = [o for o, _ in pairs], [b for _, b in pairs]
         keep = [i for i, item in enumerate(batch) if not item.get("error")]
         if not keep:
             return

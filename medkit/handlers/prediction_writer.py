@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medkit.handlers.report_writer import _to_numpy, write_text_atomic
+from medkit.handlers.report_writer import _to_numpy, decollated
+from medkit.io.atomic import write_text_atomic
 from medkit.metrics.classification import predict_labels
 
 if TYPE_CHECKING:
@@ -60,10 +61,7 @@ class PredictionWriter:
         engine.add_event_handler(Events.COMPLETED, self.write)
 
     def _collect(self, engine: Engine) -> None:
-        outputs, batch = engine.state.output, engine.state.batch
-        if isinstance(outputs, dict):
-            outputs, batch = [outputs], [batch]
-        for out, item in zip(outputs, batch):
+        for out, item in decollated(engine):
             row = {"image": str(item.get(self.path_key, "")), "label": "", "error": str(item.get("error", ""))}
             probs = _to_numpy(out["pred"]).astype(np.float64).ravel()
             if not row["error"]:

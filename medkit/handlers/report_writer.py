@@ -12,32 +12,29 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medkit.data.datalist import write_json_atomic
 from medkit.explain.gradcam import gradcam_maps
+from medkit.io.atomic import write_json_atomic, write_text_atomic
 from medkit.metrics.classification import classification_report, predict_labels, roc_curve
 from medkit.metrics.plots import plot_confusion_matrix, plot_image_grid, plot_roc
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["ClassificationReportWriter", "write_text_atomic"]
+__all__ = ["ClassificationReportWriter", "decollated"]
 
 logger = logging.getLogger(__name__)
 
 
-def write_text_atomic(text: str, path: str) -> str:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
-
-
 def _to_numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def decollated(engine: Engine) -> zip:
+    """Pairs ``(output, batch item)`` of the engine's last iteration, whether or not it decollated them."""
+    outputs, batch = engine.state.output, engine.state.batch
+    if isinstance(outputs, dict):
+        outputs, batch = [outputs], [batch]
+    return zip(outputs, batch)
 
 
 class ClassificationReportWriter:
@@ -91,11 +88,7 @@ class ClassificationReportWriter:
         engine.add_event_handler(Events.COMPLETED, self._write)
 
     def _collect(self, engine: Engine) -> None:
-        outputs = engine.state.output
-        batch = engine.state.batch
-        if isinstance(outputs, dict):  # not decollated
-            outputs, batch = [outputs], [batch]
-        for out, item in zip(outputs, batch):
+        for out, item in decollated(engine):
             probs = _to_numpy(out["pred"]).astype(np.float64).ravel()
             label = int(_to_numpy(out.get("label", item.get("label"))).ravel()[0])
             self.probs.append(probs)

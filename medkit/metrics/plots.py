@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
+
+from medkit.io.atomic import atomic_path
 
 __all__ = ["plot_confusion_matrix", "plot_roc", "plot_lr_find", "plot_image_grid", "save_figure"]
 
@@ -20,13 +21,10 @@ def _pyplot():
 
 
 def save_figure(fig, path: str) -> str:
-    """Save a matplotlib figure through a temporary file (no half-written PNG) and close it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    """Save a matplotlib figure atomically (no half-written PNG) and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     _pyplot().close(fig)
-    os.replace(tmp, path)
     return path
 
 

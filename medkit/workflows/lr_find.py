@@ -67,7 +67,7 @@ def lr_range_test(
     }
     finder.reset()
     if out_dir:
-        from medkit.data.datalist import write_json_atomic
+        from medkit.io.atomic import write_json_atomic
         from medkit.metrics.plots import plot_lr_find
 
         os.makedirs(out_dir, exist_ok=True)

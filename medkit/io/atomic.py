@@ -1,0 +1,37 @@
+"""Write files through a temporary file in the same folder, so no half-written output is ever left."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["atomic_path", "write_text_atomic", "write_json_atomic"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> str:
+    """Write ``text`` to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        f.write(text)
+    return os.fspath(path)
+
+
+def write_json_atomic(obj: object, path: str | os.PathLike) -> str:
+    """Write ``obj`` as indented JSON to ``path`` atomically; returns the path."""
+    return write_text_atomic(json.dumps(obj, indent=2) + "\n", path)

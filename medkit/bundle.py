@@ -265,3 +265,47 @@ def _unpack_zip(path: str) -> str:
         if os.path.basename(root) == "configs" and "metadata.json" in files:
             return os.path.dirname(root)
     raise MedkitError(f"{path}: zip holds no bundle (no configs/metadata.json)")
+
+
+def classifier_gate(bundle: str | None, device: Any = "cpu", threshold: float | None = None) -> dict:
+    """The first stage of a two-stage pipeline: a classification bundle's trained network and decision threshold.
+
+    Returns ``{}`` when ``bundle`` is empty (no gating), else the keyword arguments of
+    ``medkit.inferers.GatedInferer``: ``gate`` (the network with ``models/model.pt`` loaded, in eval mode),
+    ``threshold`` (``threshold`` if given, else the bundle's ``medkit.threshold``, else 0.5), ``gate_size``
+    (the network's input size) and ``positive_index`` (its last output channel).
+
+    A bundle name is looked up as in ``resolve_bundle``, and also beside the bundle whose config asks for it,
+    so copied pairs of bundles keep working.
+
+    Raises:
+        MedkitError: not a classification bundle, or it has no trained weights.
+    """
+    if not bundle:
+        return {}
+    from monai.bundle import ConfigParser
+
+    from medkit.networks.weights import load_pretrained
+
+    name = os.fspath(bundle)
+    sibling = os.path.join(os.path.dirname(config_bundle_root()), name)
+    bundle_dir = resolve_bundle(sibling if os.path.isfile(os.path.join(sibling, "configs", "metadata.json")) else name)
+    meta = load_metadata(bundle_dir)
+    if meta.get("medkit", {}).get("task_type") != "classification":
+        raise MedkitError(f"{bundle_dir}: not a classification bundle (metadata medkit.task_type)")
+    model_file = os.path.join(bundle_dir, "models", "model.pt")
+    if not os.path.isfile(model_file):
+        raise MedkitError(f"{model_file}: the classifier bundle has no trained weights")
+    parser = ConfigParser()
+    parser.read_meta(os.path.join(bundle_dir, "configs", "metadata.json"))
+    parser.read_config(os.path.join(bundle_dir, "configs", WORKFLOW_FILES["infer"]))
+    parser["bundle_root"] = bundle_dir
+    network = load_pretrained(parser.get_parsed_content("network_def"), model_file, strict=True)
+    fmt = meta["network_data_format"]
+    chosen = meta["medkit"].get("threshold", 0.5) if threshold is None else threshold
+    return {
+        "gate": network.to(device).eval(),
+        "threshold": float(chosen),
+        "gate_size": [int(s) for s in fmt["inputs"]["image"]["spatial_shape"]],
+        "positive_index": int(fmt["outputs"]["pred"]["num_channels"]) - 1,
+    }

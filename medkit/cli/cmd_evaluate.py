@@ -9,10 +9,25 @@ import click
 from medkit.cli.common import (
     attach_progress,
     bundle_argument,
+    classifier_options,
     echo_metrics,
     existing_dir,
     override_option,
     parse_overrides,
+    two_stage_settings,
+)
+
+#: figures printed after an evaluation (those present in the report)
+SHOWN = (
+    "n_cases",
+    "n_slices",
+    "dice_patient_mean",
+    "dice_slice_mean",
+    "accuracy",
+    "auc",
+    "f1_macro",
+    "sensitivity",
+    "specificity",
 )
 
 
@@ -28,18 +43,37 @@ from medkit.cli.common import (
     help="Which images of DATA_ROOT: all, or one split of the bundle's patient-level split.",
 )
 @click.option("--checkpoint", default=None, help="Weights to evaluate (default: the bundle's models/model.pt).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold of the classifier.")
+@classifier_options
 @override_option
-def command(bundle: str, data_root: str, out_dir: str, split: str, checkpoint: str | None, overrides) -> None:
-    """Evaluate BUNDLE on the labelled images under DATA_ROOT, laid out as the data set publishes it."""
+def command(
+    bundle: str,
+    data_root: str,
+    out_dir: str,
+    split: str,
+    checkpoint: str | None,
+    threshold: float | None,
+    classifier: str | None,
+    no_classifier: bool,
+    overrides,
+) -> None:
+    """Evaluate BUNDLE on the labelled images under DATA_ROOT, laid out as the data set publishes it.
+
+    A segmentation bundle that names a classifier runs as a two-stage pipeline (only slices the classifier
+    calls positive are segmented) and reports both stages; --no-classifier evaluates the segmenter alone.
+    """
     from medkit.bundle import create_workflow
 
     settings = {"dataset_dir": existing_dir(data_root, "data"), "output_dir": os.path.abspath(out_dir), "split": split}
     if checkpoint:
         settings["ckpt_path"] = os.path.abspath(checkpoint)
+    if threshold is not None:
+        settings["threshold"] = threshold
+    settings.update(two_stage_settings(bundle, classifier, no_classifier))
     settings.update(parse_overrides(overrides))
     wf = create_workflow(bundle, "evaluate", settings)
     attach_progress(wf.parser.get_parsed_content("evaluator"), "evaluate")
     wf.run()
     report = wf.parser.get_parsed_content("report").report
-    echo_metrics(report, ["n_cases", "accuracy", "auc", "f1_macro", "sensitivity", "specificity"])
+    echo_metrics(report, SHOWN)
     click.echo(f"report written to {settings['output_dir']}")

@@ -1,4 +1,8 @@
-"""``medkit infer BUNDLE INPUT... --out FILE``: one row per input; bad inputs reported, the rest processed."""
+"""``medkit infer BUNDLE INPUT... --out FILE|DIR``: one row per input; bad inputs reported, the rest processed.
+
+Classification bundles write one table; segmentation bundles write masks, overlays, per-patient NIfTI volumes and
+the table into a folder, running the two-stage pipeline when they name a classifier.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,58 @@ import sys
 
 import click
 
-from medkit.cli.common import attach_progress, bundle_argument, override_option, parse_overrides
+from medkit.cli.common import (
+    attach_progress,
+    bundle_argument,
+    classifier_options,
+    override_option,
+    parse_overrides,
+    two_stage_settings,
+)
+
+TABLE_SUFFIXES = (".csv", ".json")
+
+
+def _is_segmentation(bundle: str) -> bool:
+    from medkit.bundle import load_metadata
+
+    return load_metadata(bundle).get("medkit", {}).get("task_type") == "segmentation"
+
+
+def _output_settings(bundle: str, out: str | None) -> dict:
+    """Where a bundle's inference writes: one table (classification) or a folder and a table name (segmentation)."""
+    if not _is_segmentation(bundle):
+        out = out or "predictions.csv"
+        if not out.lower().endswith(TABLE_SUFFIXES):
+            raise click.BadParameter(f"{out}: must end in .csv or .json", param_hint="--out")
+        return {"output_file": os.path.abspath(out)}
+    out = os.path.abspath(out or "medkit-infer")
+    if out.lower().endswith(TABLE_SUFFIXES):
+        return {"output_dir": os.path.dirname(out), "output_file": os.path.basename(out)}
+    return {"output_dir": out, "output_file": "predictions.csv"}
 
 
 def run_inference(
     bundle: str,
     inputs: tuple[str, ...],
-    out_file: str,
+    out: str | None,
     checkpoint: str | None = None,
     threshold: float | None = None,
     batch_size: int | None = None,
     overrides: tuple[str, ...] = (),
     explain_dir: str | None = None,
+    extra: dict | None = None,
 ) -> None:
     """Run the bundle's inference workflow, print failures, exit 1 if any input failed.
 
     With ``explain_dir``, a Grad-CAM overlay of the predicted class is saved there for every input.
+    ``extra`` holds further config overrides (the two-stage settings, pixel spacing).
     """
     from medkit.bundle import create_workflow
     from medkit.errors import MedkitError
     from medkit.handlers import GradCAMSaver
 
-    if not out_file.lower().endswith((".csv", ".json")):
-        raise click.BadParameter(f"{out_file}: must end in .csv or .json", param_hint="--out")
-    settings: dict = {"inputs": list(inputs), "output_file": os.path.abspath(out_file)}
+    settings: dict = {"inputs": list(inputs), **_output_settings(bundle, out), **(extra or {})}
     if checkpoint:
         settings["ckpt_path"] = os.path.abspath(checkpoint)
     if threshold is not None:
@@ -55,7 +87,8 @@ def run_inference(
     for row in writer.rows:
         if row["error"]:
             click.echo(f"failed: {row['error']}", err=True)
-    click.echo(f"{n_rows - n_failed} of {n_rows} inputs predicted -> {writer.output_file}")
+    where = writer.output_file if not hasattr(writer, "output_dir") else f"{writer.output_dir} ({writer.output_file})"
+    click.echo(f"{n_rows - n_failed} of {n_rows} inputs predicted -> {where}")
     if explain_dir:
         click.echo(f"Grad-CAM overlays -> {explain_dir}")
     if n_failed or not n_rows:
@@ -66,17 +99,48 @@ def run_inference(
 @click.command("infer")
 @bundle_argument
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out_file", default="predictions.csv", show_default=True, help="Output .csv or .json file.")
+@click.option(
+    "--out",
+    default=None,
+    help="Classification: output .csv/.json file [predictions.csv]. Segmentation: output folder [medkit-infer], "
+    "or a .csv/.json table path whose folder receives the masks.",
+)
 @click.option("--checkpoint", default=None, help="Weights to use (default: the bundle's models/model.pt).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold (two classes).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per batch.")
 @click.option("--explain", "explain_dir", default=None, help="Also save Grad-CAM overlays in this folder.")
+@click.option(
+    "--pixel-spacing", type=click.FloatRange(min=0, min_open=True), default=None, help="Pixel size in mm (areas in mm^2)."
+)
+@click.option("--no-overlays", is_flag=True, help="Segmentation: do not write overlay PNGs.")
+@classifier_options
 @override_option
 def command(
-    bundle: str, inputs: tuple[str, ...], out_file: str, checkpoint, threshold, batch_size, explain_dir, overrides
+    bundle: str,
+    inputs: tuple[str, ...],
+    out: str | None,
+    checkpoint,
+    threshold,
+    batch_size,
+    explain_dir,
+    pixel_spacing,
+    no_overlays,
+    classifier,
+    no_classifier,
+    overrides,
 ) -> None:
-    """Classify INPUT files, folders or globs of PNG/JPEG/DICOM images with BUNDLE.
+    """Run BUNDLE on INPUT files, folders or globs of images.
 
-    Exits with status 1 when any input could not be read; its row carries the reason.
+    Classification bundles write one row per image. Segmentation bundles write, per slice, a mask PNG, an overlay
+    and a row with the tumour area (and the classifier's probability in the two-stage pipeline); a folder input
+    also gets one NIfTI mask volume per patient folder. Exits with status 1 when any input could not be read; its
+    row carries the reason.
     """
-    run_inference(bundle, inputs, out_file, checkpoint, threshold, batch_size, overrides, explain_dir)
+    extra = two_stage_settings(bundle, classifier, no_classifier)
+    if (pixel_spacing is not None or no_overlays) and not _is_segmentation(bundle):
+        raise click.UsageError("--pixel-spacing and --no-overlays apply to segmentation bundles only")
+    if pixel_spacing is not None:
+        extra["pixel_spacing"] = pixel_spacing
+    if no_overlays:
+        extra["overlays"] = False
+    run_inference(bundle, inputs, out, checkpoint, threshold, batch_size, overrides, explain_dir, extra)

@@ -7,7 +7,7 @@ import click
 from medkit.cli.common import existing_dir
 
 #: the datalist builders of medkit.data.BUILDERS (named here so that --help needs no heavy import)
-SOURCES = ("covid", "pneumonia")
+SOURCES = ("covid", "lgg", "pneumonia")
 
 
 @click.command("prepare")

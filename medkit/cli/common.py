@@ -8,7 +8,15 @@ from collections.abc import Iterable
 
 import click
 
-__all__ = ["bundle_argument", "override_option", "parse_overrides", "attach_progress", "echo_metrics"]
+__all__ = [
+    "bundle_argument",
+    "override_option",
+    "classifier_options",
+    "two_stage_settings",
+    "parse_overrides",
+    "attach_progress",
+    "echo_metrics",
+]
 
 
 def _resolve(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -25,6 +33,40 @@ override_option = click.option(
     metavar="ID=VALUE",
     help="Override a config id, e.g. --set batch_size=16 (VALUE is read as JSON, else as text). Repeatable.",
 )
+
+
+def classifier_options(func):
+    """``--classifier BUNDLE`` / ``--no-classifier`` for segmentation bundles that run as a two-stage pipeline."""
+    func = click.option(
+        "--no-classifier", is_flag=True, help="Segment every slice (no classification stage)."
+    )(func)
+    return click.option(
+        "--classifier",
+        default=None,
+        metavar="BUNDLE",
+        help="Classification bundle of the first stage (default: the one the segmentation bundle names).",
+    )(func)
+
+
+def two_stage_settings(bundle_dir: str, classifier: str | None, no_classifier: bool) -> dict:
+    """Config overrides that turn a segmentation bundle's classifier stage on or off.
+
+    The default classifier is the one named in the bundle's metadata (``medkit.classifier_bundle``).
+
+    Raises:
+        click.UsageError: a classifier is asked of a bundle that is not a segmentation bundle.
+    """
+    from medkit.bundle import load_metadata
+
+    info = load_metadata(bundle_dir).get("medkit", {})
+    if info.get("task_type") != "segmentation":
+        if classifier:
+            raise click.UsageError(f"{bundle_dir}: --classifier applies to segmentation bundles only")
+        return {}
+    if no_classifier:
+        return {"classifier_bundle": ""}
+    chosen = classifier or info.get("classifier_bundle", "")
+    return {"classifier_bundle": chosen} if chosen else {}
 
 
 def parse_overrides(pairs: Iterable[str]) -> dict:
@@ -59,4 +101,5 @@ def echo_metrics(report: dict, keys: Iterable[str]) -> None:
     """Print ``key: value`` lines for the chosen report figures."""
     for key in keys:
         value = report.get(key)
-        click.echo(f"{key:>12}: {value:.4f}" if isinstance(value, float) else f"{key:>12}: {value}")
+        if key in report:
+            click.echo(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")

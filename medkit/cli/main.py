@@ -59,6 +59,7 @@ def _register() -> None:
         cmd_infer,
         cmd_lr_find,
         cmd_prepare,
+        cmd_threshold,
         cmd_train,
         cmd_verify,
     )
@@ -70,6 +71,7 @@ def _register() -> None:
         cmd_explain,
         cmd_infer,
         cmd_lr_find,
+        cmd_threshold,
         cmd_verify,
         cmd_export,
         cmd_demo,

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from medkit.data.chest_xray import build_chest_xray_datalist
 from medkit.data.covid import build_covid_datalist
 from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
+from medkit.data.lgg import as_segmentation_datalist, build_lgg_datalist, group_cases
 from medkit.data.inference import TolerantDataset, inference_datalist
 from medkit.data.splits import split_by_patient
 from medkit.errors import MedkitError
@@ -19,6 +20,8 @@ __all__ = [
     "select_split",
     "build_chest_xray_datalist",
     "build_covid_datalist",
+    "build_lgg_datalist",
+    "group_cases",
     "inference_datalist",
     "TolerantDataset",
     "split_by_patient",
@@ -29,7 +32,11 @@ __all__ = [
 ]
 
 #: datalist builder of each data source, by the name used in ``medkit prepare`` and bundle configs
-BUILDERS: dict[str, Callable[..., dict]] = {"pneumonia": build_chest_xray_datalist, "covid": build_covid_datalist}
+BUILDERS: dict[str, Callable[..., dict]] = {
+    "pneumonia": build_chest_xray_datalist,
+    "covid": build_covid_datalist,
+    "lgg": build_lgg_datalist,
+}
 
 SPLITS = ("training", "validation", "test", "all")
 
@@ -52,7 +59,7 @@ def make_datalist(
     if datalist_file:
         datalist = load_datalist(datalist_file)
         _check_labels(datalist, class_names, datalist_file)
-        return datalist
+        return as_segmentation_datalist(datalist) if kwargs.get("mask_as_label") else datalist
     if source not in BUILDERS:
         raise MedkitError(f"unknown data source '{source}', expected one of {sorted(BUILDERS)}")
     if not dataset_dir:

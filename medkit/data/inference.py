@@ -18,7 +18,9 @@ __all__ = ["inference_datalist", "TolerantDataset", "error_message"]
 logger = logging.getLogger(__name__)
 
 
-def inference_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") -> list[dict]:
+def inference_datalist(
+    inputs: Sequence[str | os.PathLike], key: str = "image", skip_masks: bool = False, with_case: bool = False
+) -> list[dict]:
     """One ``{key: path}`` item per input image, in the order given.
 
     A folder stands for every image below it (sorted); a glob pattern for its matches (sorted). An input
@@ -28,8 +30,24 @@ def inference_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") 
     Args:
         inputs: files, folders or glob patterns.
         key: key of the path in each item.
+        skip_masks: leave out ``*_mask.*`` files (masks stored beside their slices, as in the LGG set).
+        with_case: images found in a folder input get ``"case"`` (their folder's name) and ``"slice"`` (the
+            trailing ``_<n>`` of their name, else their position), so writers can stack them per patient;
+            single files get an empty case.
     """
+    from medkit.data.lgg import is_mask_file, slice_number
+
     items: list[dict] = []
+
+    def add(path: str, case: str = "", position: int = 0) -> None:
+        if skip_masks and is_mask_file(path):
+            return
+        item = {key: os.path.abspath(path) if os.path.exists(path) else path}
+        if with_case:
+            number = slice_number(path) if case else None
+            item.update(case=case, slice=position if number is None else number)
+        items.append(item)
+
     for raw in inputs:
         path = os.path.expanduser(os.fspath(raw))
         if os.path.isdir(path):
@@ -39,14 +57,16 @@ def inference_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") 
                 logger.warning("%s: %s (ignored)", rec["file"], rec["problem"])
             if not files:
                 logger.warning("%s: folder holds no image files", path)
-            items.extend({key: os.path.abspath(f)} for f in files)
+            for n, f in enumerate(files):
+                add(f, os.path.basename(os.path.dirname(os.path.abspath(f))), n)
         elif os.path.exists(path):
-            items.append({key: os.path.abspath(path)})
+            add(path)
         elif glob.has_magic(path):
             matches = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
-            items.extend({key: os.path.abspath(f)} for f in matches) if matches else items.append({key: path})
+            for f in matches or [path]:
+                add(f)
         else:
-            items.append({key: path})
+            add(path)
     return items
 
 

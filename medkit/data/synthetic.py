@@ -8,6 +8,8 @@ import numpy as np
 
 __all__ = [
     "SYNTHETIC",
+    "synthetic_mri_slice",
+    "write_synthetic_lgg",
     "FINDINGS",
     "synthetic_chest_xray",
     "write_synthetic_chest_xray",
@@ -140,5 +142,59 @@ def write_synthetic_covid_radiography(
     return out_dir
 
 
+def synthetic_mri_slice(size: int, tumour: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One brain-MRI-like slice ``(size, size, 3)`` uint8 and its 0/255 mask ``(size, size)``.
+
+    The head is an ellipse; the tumour, when present, is a blob from ``monai.data.synthetic.create_test_image_2d``
+    that is bright in FLAIR (channel 1) and slightly bright in the other two channels.
+    """
+    from monai.data.synthetic import create_test_image_2d
+
+    yy, xx = np.mgrid[:size, :size] / size
+    head = ((yy - 0.5) / 0.42) ** 2 + ((xx - 0.5) / 0.36) ** 2 < 1.0
+    base = np.where(head, 0.35 + 0.1 * rng.standard_normal((size, size)), 0.0)
+    image = np.stack([base * f for f in (0.9, 1.0, 0.8)], axis=-1)
+    mask = np.zeros((size, size), dtype=np.uint8)
+    if tumour:
+        _, seg = create_test_image_2d(
+            size, size, num_objs=1, rad_max=max(3, size // 8), rad_min=max(2, size // 16), noise_max=0.0,
+            random_state=np.random.RandomState(int(rng.integers(2**31))),
+        )
+        mask = ((seg > 0) & head).astype(np.uint8) * 255
+        image[mask > 0] += np.array([0.15, 0.5, 0.25])
+    image = np.clip(image + 0.03 * rng.standard_normal(image.shape), 0, 1)
+    return (image * 255).astype(np.uint8), mask
+
+
+def write_synthetic_lgg(
+    out_dir: str | os.PathLike, n_patients: int = 6, n_slices: int = 8, size: int = 64, seed: int = 0
+) -> str:
+    """Write a tiny ``kaggle_3m`` look-alike: ``out_dir/kaggle_3m/TCGA_XX_<id>_<date>/<case>_<n>[_mask].tif``.
+
+    The middle half of each patient's slices carry a tumour. TIFFs are deflate-compressed like the real set.
+
+    Returns:
+        the ``kaggle_3m`` folder.
+    """
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    root = os.path.join(os.fspath(out_dir), "kaggle_3m")
+    for p in range(n_patients):
+        case = f"TCGA_XX_{p:04d}_2000{p % 12 + 1:02d}01"
+        folder = os.path.join(root, case)
+        os.makedirs(folder, exist_ok=True)
+        for n in range(1, n_slices + 1):
+            tumour = n_slices // 4 < n <= n_slices - n_slices // 4
+            image, mask = synthetic_mri_slice(size, tumour, rng)
+            tifffile.imwrite(os.path.join(folder, f"{case}_{n}.tif"), image, compression="zlib", predictor=True)
+            tifffile.imwrite(os.path.join(folder, f"{case}_{n}_mask.tif"), mask, compression="zlib")
+    return root
+
+
 #: synthetic look-alike writer of each data source (``out_dir -> data set folder``)
-SYNTHETIC = {"pneumonia": write_synthetic_chest_xray, "covid": write_synthetic_covid_radiography}
+SYNTHETIC = {
+    "pneumonia": write_synthetic_chest_xray,
+    "covid": write_synthetic_covid_radiography,
+    "lgg": write_synthetic_lgg,
+}

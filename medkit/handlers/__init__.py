@@ -5,5 +5,13 @@ from __future__ import annotations
 from medkit.handlers.gradcam_saver import GradCAMSaver
 from medkit.handlers.prediction_writer import PredictionWriter
 from medkit.handlers.report_writer import ClassificationReportWriter
+from medkit.handlers.segmentation_report import SegmentationReportWriter
+from medkit.handlers.segmentation_writer import SegmentationWriter
 
-__all__ = ["GradCAMSaver", "ClassificationReportWriter", "PredictionWriter"]
+__all__ = [
+    "GradCAMSaver",
+    "ClassificationReportWriter",
+    "PredictionWriter",
+    "SegmentationReportWriter",
+    "SegmentationWriter",
+]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -13,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.handlers.report_writer import _to_numpy, decollated
-from medkit.io.atomic import write_text_atomic
+from medkit.io.atomic import write_table_atomic
 from medkit.metrics.classification import predict_labels
 
 if TYPE_CHECKING:
@@ -73,14 +70,6 @@ class PredictionWriter:
     def write(self, engine: Engine | None = None) -> str:
         """Write the rows collected so far; returns the output path."""
         columns = ["image", "label", *[f"prob_{n}" for n in self.class_names], "error"]
-        if self.output_file.lower().endswith(".json"):
-            text = json.dumps([{c: r.get(c, "") for c in columns} for r in self.rows], indent=2) + "\n"
-        else:
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.rows)
-            text = buf.getvalue()
-        write_text_atomic(text, self.output_file)
+        write_table_atomic(self.rows, columns, self.output_file)
         logger.info("%d predictions, %d failed -> %s", len(self.rows) - self.n_failed, self.n_failed, self.output_file)
         return self.output_file

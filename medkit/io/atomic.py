@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-__all__ = ["atomic_path", "write_text_atomic", "write_json_atomic"]
+__all__ = ["atomic_path", "write_text_atomic", "write_json_atomic", "write_table_atomic"]
 
 
 @contextmanager
@@ -35,3 +35,18 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> str:
 def write_json_atomic(obj: object, path: str | os.PathLike) -> str:
     """Write ``obj`` as indented JSON to ``path`` atomically; returns the path."""
     return write_text_atomic(json.dumps(obj, indent=2) + "\n", path)
+
+
+def write_table_atomic(rows: Sequence[Mapping], columns: Sequence[str], path: str | os.PathLike) -> str:
+    """Write ``rows`` as CSV, or as a JSON list of objects when ``path`` ends in ``.json``; missing cells are ``""``."""
+    import csv
+    import io
+
+    path = os.fspath(path)
+    if path.lower().endswith(".json"):
+        return write_text_atomic(json.dumps([{c: r.get(c, "") for c in columns} for r in rows], indent=2) + "\n", path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(buf.getvalue(), path)

@@ -136,3 +136,24 @@ def classification_report(
         "confusion_matrix": cm.tolist(),
         "per_class": per_class,
     }
+
+
+def threshold_for_recall(scores: Sequence[float], truth: Sequence[int], recall: float) -> float:
+    """The highest threshold on ``scores`` whose recall of the positives (``score >= threshold``) is at least ``recall``.
+
+    The highest such threshold keeps the most specificity. Returned as the midpoint between the score that
+    must still count as positive and the next lower score, so that it does not sit exactly on a case.
+
+    Raises:
+        ValueError: ``recall`` outside ``(0, 1]`` or no positive case.
+    """
+    if not 0.0 < recall <= 1.0:
+        raise ValueError(f"recall must be in (0, 1], got {recall}")
+    scores_a, truth_a = _check(np.asarray(scores, dtype=np.float64), np.asarray(truth).astype(bool))
+    positives = np.sort(scores_a[truth_a])[::-1]
+    if positives.size == 0:
+        raise ValueError("no positive case: cannot pick a threshold for recall")
+    k = int(np.ceil(recall * positives.size - 1e-9))  # positives that must score at or above the threshold
+    lowest_kept = positives[k - 1]
+    below = scores_a[scores_a < lowest_kept]
+    return float((lowest_kept + below.max()) / 2) if below.size else float(lowest_kept)

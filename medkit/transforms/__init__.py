@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from medkit.transforms.classification import classification_postprocessing
-from medkit.transforms.load_xrayd import LoadXRayd
+from medkit.transforms.load_xrayd import LoadWithReaderd, LoadXRayd
+from medkit.transforms.mri import mri_slice_augmentation, mri_slice_preprocessing, segmentation_augmentation
+from medkit.transforms.segmentation import segmentation_postprocessing
 from medkit.transforms.xray import xray_augmentation, xray_preprocessing
 
-__all__ = ["LoadXRayd", "xray_preprocessing", "xray_augmentation", "classification_postprocessing"]
+__all__ = [
+    "LoadWithReaderd",
+    "LoadXRayd",
+    "xray_preprocessing",
+    "xray_augmentation",
+    "mri_slice_preprocessing",
+    "mri_slice_augmentation",
+    "segmentation_augmentation",
+    "classification_postprocessing",
+    "segmentation_postprocessing",
+]

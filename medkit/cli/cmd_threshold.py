@@ -1,0 +1,71 @@
+"""``medkit threshold BUNDLE DATA_ROOT --recall 0.95``: the decision threshold that reaches a target recall."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import click
+
+from medkit.cli.common import attach_progress, bundle_argument, existing_dir, override_option, parse_overrides
+
+
+@click.command("threshold")
+@bundle_argument
+@click.argument("data_root")
+@click.option(
+    "--recall",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Target recall of the positive class [the bundle's medkit.target_recall, else 0.95].",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["validation", "training", "test", "all"]),
+    default="validation",
+    show_default=True,
+    help="Which images of the bundle's patient-level split to tune on (never the one you report).",
+)
+@click.option("--write", is_flag=True, help="Store the threshold in the bundle's metadata.json (medkit.threshold).")
+@override_option
+def command(bundle: str, data_root: str, recall: float | None, split: str, write: bool, overrides) -> None:
+    """Pick the decision threshold of a two-class BUNDLE for a target recall of its positive class on DATA_ROOT.
+
+    The highest threshold whose recall on the chosen split is at least the target is taken (it keeps the most
+    specificity); missing a tumour costs more than a false alarm, so recall is what is fixed.
+    """
+    import numpy as np
+
+    from medkit.bundle import create_workflow, load_metadata
+    from medkit.errors import MedkitError
+    from medkit.io.atomic import write_json_atomic
+    from medkit.metrics.classification import classification_report, threshold_for_recall
+
+    meta = load_metadata(bundle)
+    info = meta.get("medkit", {})
+    if info.get("task_type") != "classification":
+        raise MedkitError(f"{bundle}: not a classification bundle; thresholds are tuned on classifiers")
+    target = recall if recall is not None else float(info.get("target_recall", 0.95))
+    with tempfile.TemporaryDirectory(prefix="medkit-threshold-") as scratch:
+        settings = {"dataset_dir": existing_dir(data_root, "data"), "output_dir": scratch, "split": split, "n_worst": 0}
+        settings.update(parse_overrides(overrides))
+        wf = create_workflow(bundle, "evaluate", settings)
+        attach_progress(wf.parser.get_parsed_content("evaluator"), "threshold")
+        wf.run()
+        report_writer = wf.parser.get_parsed_content("report")
+    if len(report_writer.class_names) != 2:
+        raise MedkitError(f"{bundle}: a threshold needs two classes, the bundle has {len(report_writer.class_names)}")
+    probs = np.stack(report_writer.probs)
+    labels = np.asarray(report_writer.labels)
+    threshold = round(threshold_for_recall(probs[:, 1], labels, target), 6)
+    report = classification_report(probs, labels, report_writer.class_names, threshold)
+    click.echo(f"threshold {threshold} on {split} ({report['n_cases']} images): recall {report['sensitivity']:.4f}, "
+               f"specificity {report['specificity']:.4f}, accuracy {report['accuracy']:.4f} (target recall {target})")
+    if write:
+        meta_file = os.path.join(bundle, "configs", "metadata.json")
+        with open(meta_file) as f:
+            on_disk = json.load(f)
+        on_disk.setdefault("medkit", {})["threshold"] = threshold
+        write_json_atomic(on_disk, meta_file)
+        click.echo(f"written to {meta_file}")

@@ -1,0 +1,214 @@
+"""Datalist builder for the LGG MRI segmentation set (``kaggle_3m/TCGA_<site>_<id>_<date>/<case>_<n>[_mask].tif``).
+
+Each slice is one item ``{"image", "mask", "label", "patient", "case", "slice", "tumour_pixels"}``: the label is
+1 (tumour) when the mask has any foreground pixel. Slices are grouped by case folder and ordered by slice number,
+and the split is by patient, so no patient has slices on both sides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from medkit.data.folders import _resolve_root, list_subfolders
+from medkit.data.splits import split_by_patient
+from medkit.errors import DatasetLayoutError, InputFileError
+from medkit.io.tiff import TIFF_SUFFIXES, read_mask, read_tiff
+
+__all__ = ["CLASS_NAMES", "slice_number", "patient_of_case", "list_case_slices", "build_lgg_datalist", "as_segmentation_datalist", "group_cases"]
+
+CLASS_NAMES = ("no_tumour", "tumour")
+_SLICE = re.compile(r"^(?P<case>.+)_(?P<n>\d+)$")
+_PATIENT = re.compile(r"^(TCGA_[A-Z0-9]{2}_[A-Z0-9]{4})", re.IGNORECASE)
+
+logger = logging.getLogger(__name__)
+
+
+def slice_number(path: str) -> int | None:
+    """``TCGA_CS_4942_19970222_12.tif`` -> 12; ``None`` for names without a trailing ``_<n>``."""
+    match = _SLICE.match(os.path.splitext(os.path.basename(path))[0])
+    return int(match.group("n")) if match else None
+
+
+def patient_of_case(case: str) -> str:
+    """Patient id of a case folder: ``TCGA_CS_4942_19970222`` -> ``TCGA_CS_4942`` (one patient may have two dates)."""
+    match = _PATIENT.match(case)
+    return match.group(1).upper() if match else case
+
+
+def is_mask_file(path: str) -> bool:
+    """Whether a file name is a mask of the set's layout (``..._mask.tif``)."""
+    return os.path.splitext(os.path.basename(path))[0].lower().endswith("_mask")
+
+
+def list_case_slices(case_dir: str, skipped: list[dict] | None = None) -> list[dict]:
+    """The slices of one case folder ordered by slice number, each with its mask path (``""`` if absent).
+
+    Files that are not TIFF slices of the layout are reported into ``skipped`` and left out.
+    """
+    case = os.path.basename(os.path.normpath(case_dir))
+    found = []
+    for name in sorted(os.listdir(case_dir)):
+        path = os.path.join(case_dir, name)
+        if name.startswith(".") or not os.path.isfile(path) or is_mask_file(name):
+            continue
+        if not name.lower().endswith(TIFF_SUFFIXES):
+            if skipped is not None and not name.lower().endswith((".csv", ".txt", ".md", ".json")):
+                skipped.append({"file": path, "problem": "not a TIFF slice (ignored)"})
+            continue
+        number = slice_number(name)
+        if number is None:
+            if skipped is not None:
+                skipped.append({"file": path, "problem": "name does not end in _<slice number>"})
+            continue
+        stem, suffix = os.path.splitext(path)
+        mask = stem + "_mask" + suffix
+        found.append(
+            {
+                "image": path,
+                "mask": mask if os.path.isfile(mask) else "",
+                "case": case,
+                "patient": patient_of_case(case),
+                "slice": number,
+            }
+        )
+    return sorted(found, key=lambda item: item["slice"])
+
+
+def _label_slices(items: list[dict], skipped: list[dict], check_images: bool, progress: bool) -> list[dict]:
+    def probe(item: dict) -> str | None:
+        try:
+            if check_images:
+                image = read_tiff(item["image"])
+                if image.ndim != 3:
+                    raise InputFileError(item["image"], f"expected a 3-channel slice, got shape {image.shape}")
+            mask = read_mask(item["mask"])
+            if check_images and mask.shape != image.shape[:2]:
+                raise InputFileError(item["mask"], f"mask size {mask.shape} differs from the slice {image.shape[:2]}")
+        except InputFileError as e:
+            return str(e)
+        item["tumour_pixels"] = int(mask.sum())
+        item["label"] = int(item["tumour_pixels"] > 0)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
+        results = pool.map(probe, items)
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(items), desc="reading masks", unit="slice")
+        problems = list(results)
+    good = []
+    for item, problem in zip(items, problems):
+        if problem is None:
+            good.append(item)
+        else:
+            skipped.append({"file": item["image"], "problem": problem})
+            logger.warning("%s (left out)", problem)
+    return good
+
+
+def build_lgg_datalist(
+    dataset_dir: str,
+    class_names: Sequence[str] = CLASS_NAMES,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    check_images: bool = True,
+    progress: bool = False,
+    mask_as_label: bool = False,
+) -> dict:
+    """A MONAI datalist of every labelled slice under ``dataset_dir``, split into training/validation/test by patient.
+
+    ``dataset_dir`` is the set's ``kaggle_3m`` folder, or a folder above it (``lgg-mri-segmentation``); each
+    case folder holds ``<case>_<n>.tif`` with ``<case>_<n>_mask.tif``. A slice without a mask, or an image or
+    mask that cannot be read, is reported in ``"skipped"`` and left out.
+
+    Args:
+        dataset_dir: the folder as published.
+        class_names: names of label 0 (no tumour) and 1 (tumour).
+        val_fraction: fraction of patients for validation (checkpoint choice, threshold tuning).
+        test_fraction: fraction of patients held out from all tuning, for the figures to report.
+        seed: seed of the patient split.
+        check_images: decode every slice too (masks are always read, to label the slices).
+        progress: show a progress bar.
+        mask_as_label: for segmentation, ``"label"`` is the mask path (MONAI and MONAI Label's convention) and
+            the slice class moves to ``"tumour"``; else ``"label"`` is the slice class (0/1).
+
+    Raises:
+        DatasetLayoutError: no case folder with TIFF slices is found.
+    """
+    if len(class_names) != 2:
+        raise ValueError(f"the LGG set has two slice classes (no tumour, tumour), got {list(class_names)}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
+    root = _resolve_root(os.fspath(dataset_dir), None)
+    for nested in ("lgg-mri-segmentation", "kaggle_3m"):
+        if nested in list_subfolders(root):
+            root = os.path.join(root, nested)
+    skipped: list[dict] = []
+    items: list[dict] = []
+    for case in list_subfolders(root):
+        slices = list_case_slices(os.path.join(root, case), skipped)
+        for item in slices:
+            if not item["mask"]:
+                skipped.append({"file": item["image"], "problem": "no mask file beside it (left out)"})
+        items.extend(i for i in slices if i["mask"])
+    if not items:
+        raise DatasetLayoutError(root, "no case folders with <case>_<n>.tif and <case>_<n>_mask.tif slices found")
+    items = _label_slices(items, skipped, check_images, progress)
+    # stratify patients by whether their tumour spans many slices, so small and large tumours go to every side
+    per_patient: dict[str, list[int]] = defaultdict(list)
+    for item in items:
+        per_patient[item["patient"]].append(item["label"])
+    strata = {p: int(np.mean(v) >= np.median([np.mean(w) for w in per_patient.values()])) for p, v in per_patient.items()}
+    keyed = [{"patient": p, "label": s} for p, s in strata.items()]
+    rest, test_p = split_by_patient(keyed, test_fraction, seed=seed)
+    train_p, val_p = split_by_patient(rest, val_fraction / (1.0 - test_fraction), seed=seed + 1)
+    sides = {**{k["patient"]: "training" for k in train_p}, **{k["patient"]: "validation" for k in val_p}}
+    sides.update({k["patient"]: "test" for k in test_p})
+    datalist: dict = {
+        "name": "lgg-mri-segmentation",
+        "root": os.path.abspath(root),
+        "labels": {str(i): n for i, n in enumerate(class_names)},
+        "training": [],
+        "validation": [],
+        "test": [],
+        "skipped": skipped,
+    }
+    for item in items:
+        datalist[sides[item["patient"]]].append(item)
+    return as_segmentation_datalist(datalist) if mask_as_label else datalist
+
+
+def as_segmentation_datalist(datalist: dict) -> dict:
+    """The same datalist with each slice's mask path under ``"label"`` and its class under ``"tumour"``.
+
+    Lets a datalist written by ``medkit prepare lgg`` (slice classes) feed the segmentation bundle; items that
+    already carry a mask path under ``"label"`` are left as they are.
+    """
+    out = dict(datalist)
+    for split in ("training", "validation", "test"):
+        items = []
+        for item in datalist.get(split, []):
+            item = dict(item)
+            if not isinstance(item.get("label"), str) and item.get("mask"):
+                item["tumour"] = item["label"]
+                item["label"] = item["mask"]
+            items.append(item)
+        out[split] = items
+    return out
+
+
+def group_cases(items: Sequence[dict]) -> dict[str, list[dict]]:
+    """Items grouped by ``"case"`` (sorted), each group ordered by ``"slice"``."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for item in items:
+        groups[item.get("case", "")].append(item)
+    return {c: sorted(groups[c], key=lambda i: i.get("slice", 0)) for c in sorted(groups)}

@@ -1,0 +1,161 @@
+"""Ignite handler that writes a segmenter's masks, overlays, per-patient NIfTI volumes and one row per input."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
+from medkit.handlers.report_writer import _to_numpy, decollated
+from medkit.io.atomic import atomic_path, write_table_atomic
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+__all__ = ["SegmentationWriter", "COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+#: columns of the per-input table
+COLUMNS = (
+    "image",
+    "case",
+    "slice",
+    "tumour_probability",
+    "segmented",
+    "tumour_pixels",
+    "tumour_area_mm2",
+    "mask_file",
+    "overlay_file",
+    "error",
+)
+
+
+class SegmentationWriter:
+    """Write, for each input slice, ``masks/<name>_mask.png`` (0/255) and ``overlays/<name>_overlay.png`` (prediction
+    outlined in red); for each case (a patient folder given as input), ``nifti/<case>_mask.nii.gz`` with the masks
+    stacked in slice order; and ``output_file`` (``.csv`` or ``.json``) with one row per input.
+
+    Rows carry the gating classifier's ``tumour_probability`` when there is one, ``segmented`` (whether the
+    segmenter ran on the slice), ``tumour_pixels`` and, when ``pixel_spacing`` is known, ``tumour_area_mm2``.
+    Inputs that failed to load (see ``TolerantDataset``) get a row with the error; ``n_failed`` counts them.
+
+    Args:
+        output_dir: folder for masks, overlays and volumes.
+        output_file: the table; a relative name is placed in ``output_dir``.
+        pixel_spacing: ``(row, column)`` spacing in mm, or one number for both; ``None`` when unknown.
+        threshold: the gating classifier's threshold (decides ``segmented``).
+        overlays: also write overlay PNGs.
+        path_key: key of the input path kept by the preprocessing.
+        case_key: key of the case (patient folder) of an input, set by ``inference_datalist(..., with_case=True)``.
+        prob_key: engine output key of the classifier's tumour probability.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        output_file: str = "predictions.csv",
+        pixel_spacing: float | Sequence[float] | None = None,
+        threshold: float | None = None,
+        overlays: bool = True,
+        path_key: str = "image_path",
+        case_key: str = "case",
+        prob_key: str = "tumour_probability",
+    ) -> None:
+        if not str(output_file).lower().endswith((".csv", ".json")):
+            raise ValueError(f"output_file must end in .csv or .json, got {output_file}")
+        self.output_dir = os.fspath(output_dir)
+        self.output_file = os.path.join(self.output_dir, os.fspath(output_file))
+        if pixel_spacing is None:
+            self.spacing = None
+        else:
+            sp = np.atleast_1d(np.asarray(pixel_spacing, dtype=np.float64))
+            self.spacing = (float(sp[0]), float(sp[-1]))
+            if min(self.spacing) <= 0:
+                raise ValueError(f"pixel_spacing must be positive, got {pixel_spacing}")
+        self.threshold = threshold
+        self.overlays = overlays
+        self.path_key = path_key
+        self.case_key = case_key
+        self.prob_key = prob_key
+        self.rows: list[dict] = []
+        self._volumes: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(1 for r in self.rows if r["error"])
+
+    def attach(self, engine: Engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self.write)
+
+    def _reset(self, engine: Engine | None = None) -> None:
+        self.rows.clear()
+        self._volumes.clear()
+
+    def _name(self, path: str, case: str) -> str:
+        stem = os.path.basename(path)
+        for suffix in (".nii.gz", ".tiff", ".tif", ".png", ".jpg", ".jpeg", ".dcm"):
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        return os.path.join(case, stem) if case else stem
+
+    def _collect(self, engine: Engine) -> None:
+        for out, item in decollated(engine):
+            path = str(item.get(self.path_key, ""))
+            case = str(item.get(self.case_key, "") or "")
+            row = {"image": path, "case": case, "slice": item.get("slice", ""), "error": str(item.get("error", ""))}
+            if row["error"]:
+                self.rows.append(row)
+                continue
+            mask = (_to_numpy(out["pred"]).reshape(_to_numpy(out["pred"]).shape[-2:]) > 0.5).astype(np.uint8)
+            prob = out.get(self.prob_key)
+            if prob is not None:
+                row["tumour_probability"] = round(float(_to_numpy(prob).ravel()[0]), 6)
+                row["segmented"] = self.threshold is None or row["tumour_probability"] >= self.threshold
+            else:
+                row["segmented"] = True
+            row["tumour_pixels"] = int(mask.sum())
+            if self.spacing is not None:
+                row["tumour_area_mm2"] = round(row["tumour_pixels"] * self.spacing[0] * self.spacing[1], 3)
+            name = self._name(path, case)
+            row["mask_file"] = save_rgb_png(mask * 255, self._out("masks", f"{name}_mask.png"))
+            if self.overlays:
+                overlay = mask_outline_overlay(_to_numpy(item["image"]), pred=mask)
+                row["overlay_file"] = save_rgb_png(overlay, self._out("overlays", f"{name}_overlay.png"))
+            if case:
+                self._volumes[case].append((int(row["slice"]) if str(row["slice"]).isdigit() else len(self._volumes[case]), mask))
+            self.rows.append(row)
+
+    def _out(self, *parts: str) -> str:
+        path = os.path.join(self.output_dir, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def write(self, engine: Engine | None = None) -> str:
+        """Write the per-case NIfTI volumes and the table; returns the table's path."""
+        import nibabel as nib
+
+        for case, slices in self._volumes.items():
+            shapes = {m.shape for _, m in slices}
+            if len(shapes) != 1:
+                logger.error("%s: slices of different sizes %s, no NIfTI volume written", case, sorted(shapes))
+                continue
+            volume = np.stack([m for _, m in sorted(slices, key=lambda s: s[0])], axis=-1)
+            sx, sy = self.spacing or (1.0, 1.0)
+            image = nib.Nifti1Image(volume, np.diag([sx, sy, 1.0, 1.0]))
+            target = self._out("nifti", f"{os.path.basename(case)}_mask.nii.gz")
+            with atomic_path(target) as tmp:  # the temporary name keeps the .nii.gz suffix nibabel goes by
+                nib.save(image, tmp)
+        write_table_atomic(self.rows, COLUMNS, self.output_file)
+        logger.info("%d slices, %d failed -> %s", len(self.rows) - self.n_failed, self.n_failed, self.output_dir)
+        return self.output_file

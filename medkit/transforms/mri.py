@@ -1,0 +1,113 @@
+"""Preprocessing and augmentation chains for the LGG brain MRI slices, defined once for both brain bundles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from monai.transforms import (
+    AsDiscreted,
+    CopyItemsd,
+    EnsureTyped,
+    RandAdjustContrastd,
+    RandAffined,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    RandRotate90d,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    Resized,
+    ScaleIntensityRanged,
+    Transform,
+)
+
+from medkit.io.tiff import TiffReader
+from medkit.transforms.load_xrayd import LoadWithReaderd
+
+__all__ = ["mri_slice_preprocessing", "mri_slice_augmentation", "segmentation_augmentation"]
+
+
+def _as_list(keys: str | Sequence[str] | None) -> list[str]:
+    return [] if not keys else [keys] if isinstance(keys, str) else list(keys)
+
+
+def mri_slice_preprocessing(
+    keys: str | Sequence[str] = "image",
+    mask_keys: str | Sequence[str] | None = None,
+    spatial_size: Sequence[int] | None = None,
+    intensity_range: Sequence[float] = (0.0, 255.0),
+) -> list[Transform]:
+    """Keep each path under ``<key>_path``, load TIFF slices channel-first, scale intensities to ``[0, 1]``.
+
+    The LGG slices are 8-bit (pre-contrast, FLAIR, post-contrast), already windowed per volume by the set's
+    authors, so a fixed range keeps the relative brightness between slices of one patient.
+
+    Args:
+        keys: keys of the image paths.
+        mask_keys: keys of mask paths; loaded when present as ``(1, rows, columns)`` 0/1 (values >= 0.5 are foreground).
+        spatial_size: resize images (area) and masks (nearest) to ``(rows, columns)``; ``None`` keeps the size.
+        intensity_range: input values mapped to 0 and 1 (clipped).
+    """
+    keys, mask_keys = _as_list(keys), _as_list(mask_keys)
+    chain: list[Transform] = [
+        CopyItemsd(keys, names=[f"{k}_path" for k in keys]),
+        LoadWithReaderd(keys, TiffReader()),
+        ScaleIntensityRanged(keys, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True),
+    ]
+    if mask_keys:  # masks are optional: inference data has none
+        chain += [
+            LoadWithReaderd(mask_keys, TiffReader(), allow_missing_keys=True),
+            AsDiscreted(mask_keys, threshold=0.5, allow_missing_keys=True),
+        ]
+    if spatial_size is not None:
+        size = [int(s) for s in spatial_size]
+        chain.append(Resized(keys, spatial_size=size, mode="area"))
+        if mask_keys:
+            chain.append(Resized(mask_keys, spatial_size=size, mode="nearest", allow_missing_keys=True))
+    chain.append(EnsureTyped(keys + mask_keys, dtype="float32", track_meta=False, allow_missing_keys=True))
+    return chain
+
+
+def mri_slice_augmentation(keys: str | Sequence[str] = "image", prob: float = 0.5) -> list[Transform]:
+    """Slice-classifier augmentation: flips, right-angle turns, small affine, contrast and intensity jitter.
+
+    Axial brain slices have no fixed left/right in this set, so flips are safe.
+    """
+    keys = _as_list(keys)
+    return [
+        RandFlipd(keys, prob=prob, spatial_axis=1),
+        RandAffined(keys, prob=prob, rotate_range=0.26, scale_range=0.1, translate_range=(10, 10), padding_mode="zeros"),
+        RandAdjustContrastd(keys, prob=prob / 2, gamma=(0.8, 1.25)),
+        RandScaleIntensityd(keys, factors=0.1, prob=prob / 2),
+    ]
+
+
+def segmentation_augmentation(
+    image_key: str = "image",
+    label_key: str = "label",
+    patch_size: Sequence[int] = (128, 128),
+    pos: float = 2.0,
+    neg: float = 1.0,
+    num_samples: int = 1,
+    prob: float = 0.5,
+) -> list[Transform]:
+    """Patch sampling and augmentation for segmentation training.
+
+    Patches of ``patch_size`` are centred on tumour with odds ``pos:neg`` (slices without tumour give
+    background patches), then flipped, turned, slightly rotated/scaled and intensity-jittered.
+    """
+    both = [image_key, label_key]
+    return [
+        RandCropByPosNegLabeld(
+            both, label_key=label_key, spatial_size=[int(s) for s in patch_size], pos=pos, neg=neg,
+            num_samples=num_samples, allow_smaller=True,
+        ),
+        RandFlipd(both, prob=prob, spatial_axis=0),
+        RandFlipd(both, prob=prob, spatial_axis=1),
+        RandRotate90d(both, prob=prob, spatial_axes=(0, 1)),
+        RandAffined(
+            both, prob=prob / 2, rotate_range=0.26, scale_range=0.1, mode=("bilinear", "nearest"), padding_mode="zeros"
+        ),
+        RandAdjustContrastd(image_key, prob=prob / 2, gamma=(0.8, 1.25)),
+        RandShiftIntensityd(image_key, offsets=0.05, prob=prob / 2),
+        RandScaleIntensityd(image_key, factors=0.1, prob=prob / 2),
+    ]

@@ -309,3 +309,19 @@ def classifier_gate(bundle: str | None, device: Any = "cpu", threshold: float | 
         "gate_size": [int(s) for s in fmt["inputs"]["image"]["spatial_shape"]],
         "positive_index": int(fmt["outputs"]["pred"]["num_channels"]) - 1,
     }
+
+
+def meta_component(bundle_root: str, key: str) -> Any:
+    """Instantiate ``medkit.<key>`` of the bundle's metadata.json (network, preprocessing...) as ``@_meta_#medkit#<key>``
+    would, reading the file itself.
+
+    MONAI Label parses a bundle's inference.json without its metadata (``@_meta_`` is empty there), so the
+    inference configs reach the shared definitions through this function and ``load_metadata(@bundle_root)``.
+    """
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_meta(os.path.join(os.fspath(bundle_root), "configs", "metadata.json"))
+    if key not in parser.get("_meta_", {}).get("medkit", {}):
+        raise MedkitError(f"{bundle_root}: metadata.json has no medkit.{key}")
+    return parser.get_parsed_content(f"_meta_#medkit#{key}")

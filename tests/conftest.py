@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from medkit.data.synthetic import write_synthetic_chest_xray, write_synthetic_covid_radiography
+from medkit.data.synthetic import write_synthetic_chest_xray, write_synthetic_covid_radiography, write_synthetic_lgg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLES = os.path.join(REPO, "bundles")
@@ -22,6 +22,12 @@ def synthetic_cxr(tmp_path_factory) -> str:
 def synthetic_covid(tmp_path_factory) -> str:
     """A tiny COVID-19 Radiography Database look-alike without Lung_Opacity, as in ../shared/data."""
     return write_synthetic_covid_radiography(tmp_path_factory.mktemp("covid"), n_per_class=12, size=48)
+
+
+@pytest.fixture(scope="session")
+def synthetic_lgg(tmp_path_factory) -> str:
+    """A tiny kaggle_3m look-alike: 6 patients of 8 slices (64 px), deflate TIFFs with 0/255 masks."""
+    return write_synthetic_lgg(tmp_path_factory.mktemp("lgg"), n_patients=6, n_slices=8, size=64)
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from medkit.transforms.classification import classification_postprocessing
+from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadWithReaderd, LoadXRayd
 from medkit.transforms.mri import mri_slice_augmentation, mri_slice_preprocessing, segmentation_augmentation
 from medkit.transforms.segmentation import segmentation_postprocessing
 from medkit.transforms.xray import xray_augmentation, xray_preprocessing
 
 __all__ = [
+    "KeepPathd",
     "LoadWithReaderd",
     "LoadXRayd",
     "xray_preprocessing",

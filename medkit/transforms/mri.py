@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
+
+from monai.config import KeysCollection
 
 from monai.transforms import (
     AsDiscreted,
-    CopyItemsd,
     EnsureTyped,
+    MapTransform,
     RandAdjustContrastd,
     RandAffined,
     RandCropByPosNegLabeld,
@@ -20,10 +22,33 @@ from monai.transforms import (
     Transform,
 )
 
+from medkit.errors import InputFileError
 from medkit.io.tiff import TiffReader
+from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadWithReaderd
 
-__all__ = ["mri_slice_preprocessing", "mri_slice_augmentation", "segmentation_augmentation"]
+__all__ = ["RequireChannelsd", "mri_slice_preprocessing", "mri_slice_augmentation", "segmentation_augmentation"]
+
+
+class RequireChannelsd(MapTransform):
+    """Fail with ``InputFileError("<path>: ...")`` when a channel-first image does not have ``channels`` channels.
+
+    A mask or a grey-scale slice given where a 3-channel MRI slice is expected is then reported by name
+    instead of failing inside the network for the whole batch.
+    """
+
+    def __init__(self, keys: KeysCollection, channels: int) -> None:
+        super().__init__(keys)
+        self.channels = int(channels)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            found = int(d[key].shape[0])
+            if found != self.channels:
+                path = d.get(f"{key}_path", key)
+                raise InputFileError(str(path), f"has {found} channel(s), expected {self.channels} (a mask or grey image?)")
+        return d
 
 
 def _as_list(keys: str | Sequence[str] | None) -> list[str]:
@@ -35,6 +60,7 @@ def mri_slice_preprocessing(
     mask_keys: str | Sequence[str] | None = None,
     spatial_size: Sequence[int] | None = None,
     intensity_range: Sequence[float] = (0.0, 255.0),
+    channels: int | None = 3,
 ) -> list[Transform]:
     """Keep each path under ``<key>_path``, load TIFF slices channel-first, scale intensities to ``[0, 1]``.
 
@@ -46,11 +72,13 @@ def mri_slice_preprocessing(
         mask_keys: keys of mask paths; loaded when present as ``(1, rows, columns)`` 0/1 (values >= 0.5 are foreground).
         spatial_size: resize images (area) and masks (nearest) to ``(rows, columns)``; ``None`` keeps the size.
         intensity_range: input values mapped to 0 and 1 (clipped).
+        channels: channels an image must have (``None``: any); others fail with a one-line error naming the file.
     """
     keys, mask_keys = _as_list(keys), _as_list(mask_keys)
     chain: list[Transform] = [
-        CopyItemsd(keys, names=[f"{k}_path" for k in keys]),
+        KeepPathd(keys),
         LoadWithReaderd(keys, TiffReader()),
+        *([RequireChannelsd(keys, channels)] if channels else []),
         ScaleIntensityRanged(keys, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True),
     ]
     if mask_keys:  # masks are optional: inference data has none

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from monai.transforms import (
-    CopyItemsd,
     EnsureTyped,
     HistogramNormalized,
     RandAdjustContrastd,
@@ -16,6 +15,7 @@ from monai.transforms import (
     Transform,
 )
 
+from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadXRayd
 
 __all__ = ["xray_preprocessing", "xray_augmentation"]
@@ -38,7 +38,7 @@ def xray_preprocessing(
         raise ValueError(f"spatial_size must be two sizes of at least 8 pixels, got {spatial_size}")
     keys = [keys] if isinstance(keys, str) else list(keys)
     return [
-        CopyItemsd(keys, names=[f"{k}_path" for k in keys]),
+        KeepPathd(keys),
         LoadXRayd(keys),
         *([HistogramNormalized(keys, num_bins=256, min=0.0, max=1.0)] if equalize else []),
         ScaleIntensityd(keys, minv=0.0, maxv=1.0),

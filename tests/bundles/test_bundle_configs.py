@@ -12,9 +12,11 @@ import os
 
 import pytest
 
+from medkit.data.synthetic import SYNTHETIC
 from tests.conftest import BUNDLES
 
-CLASSIFIERS = ["pneumonia", "covid"]
+CLASSIFIERS = ["pneumonia", "covid", "brain_mri_classification"]
+ALL_BUNDLES = [*CLASSIFIERS, "brain_mri_segmentation"]
 TUNABLE = {"epochs", "batch_size", "learning_rate", "weight_decay", "early_stop_patience", "loss_kind", "focal_gamma",
            "class_weighting"}  # fmt: skip
 
@@ -33,7 +35,7 @@ def test_workflow_configs_match_the_reference(bundle, name):
     assert differing <= TUNABLE, f"{bundle}/{name} differs from {CLASSIFIERS[0]} in {sorted(differing - TUNABLE)}"
 
 
-@pytest.mark.parametrize("bundle", CLASSIFIERS[1:])
+@pytest.mark.parametrize("bundle", ALL_BUNDLES[1:])
 def test_logging_conf_matches(bundle):
     read = lambda b: open(os.path.join(BUNDLES, b, "configs", "logging.conf")).read()  # noqa: E731
     assert read(bundle) == read(CLASSIFIERS[0])
@@ -44,5 +46,42 @@ def test_label_map_matches_output_channels(bundle):
     meta = _load(bundle, "metadata.json")
     pred = meta["network_data_format"]["outputs"]["pred"]
     assert len(pred["channel_def"]) == pred["num_channels"]
-    assert meta["medkit"]["network_def"]["out_channels"] == "@_meta_#network_data_format#outputs#pred#num_channels"
+    assert "@_meta_#network_data_format#outputs#pred#num_channels" in meta["medkit"]["network_def"].values()
     assert meta["medkit"]["task_type"] == "classification"
+
+
+@pytest.mark.parametrize("bundle", ALL_BUNDLES)
+def test_inference_config_loads_the_way_monai_label_does(bundle, tmp_path):
+    """MONAI Label reads inference.json without metadata.json (``@_meta_`` is empty), sets ``bundle_root`` and a
+    device string, and instantiates network_def, preprocessing, postprocessing and inferer; it sets ``image_path``
+    in the request itself."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(os.path.join(BUNDLES, bundle, "configs", "inference.json"))
+    parser["bundle_root"] = os.path.join(BUNDLES, bundle)
+    parser["device"] = "cpu"
+    net = parser.get_parsed_content("network_def")
+    pre = parser.get_parsed_content("preprocessing")
+    post = parser.get_parsed_content("postprocessing")
+    inferer = parser.get_parsed_content("inferer")
+    meta = _load(bundle, "metadata.json")
+    data = SYNTHETIC[meta["medkit"]["data"]["source"]](str(tmp_path / "data"))
+    image = next(os.path.join(r, f) for r, _, fs in sorted(os.walk(data)) for f in sorted(fs) if "mask" not in f)
+    item = pre({"image": image, "image_path": image})
+    assert item["image_path"] == image
+    with torch.no_grad():
+        item["pred"] = inferer(item["image"][None], net.eval())[0]
+    out = post(item)
+    expected = meta["network_data_format"]["outputs"]["pred"]["num_channels"]
+    assert out["pred"].shape[0] == expected
+
+
+def test_monai_label_task_types_from_bundle_names():
+    """MONAI Label takes the task type from the folder name ("classification"/"segmentation" in it, else
+    segmentation); the brain bundles' names and metadata agree."""
+    for bundle in ALL_BUNDLES:
+        task = _load(bundle, "metadata.json")["medkit"]["task_type"]
+        if bundle.startswith("brain_mri_"):
+            assert bundle.endswith(task)

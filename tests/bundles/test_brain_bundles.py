@@ -1,0 +1,100 @@
+"""The brain MRI pair end to end on tiny synthetic slices: both bundles trained with the single-file command, the
+threshold tool, two-stage evaluation and inference through ``medkit``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+
+import nibabel as nib
+import pytest
+from click.testing import CliRunner
+
+from medkit.cli.main import cli
+from tests.bundles.test_classification_bundles import FAST, _bundle_run
+from tests.conftest import BUNDLES
+
+PAIR = ("brain_mri_classification", "brain_mri_segmentation")
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, synthetic_lgg) -> dict:
+    """Copies of both bundles side by side, each trained for one epoch from another working folder."""
+    work = tmp_path_factory.mktemp("brain")
+    bundles = work / "bundles"
+    for name in PAIR:
+        shutil.copytree(os.path.join(BUNDLES, name), bundles / name, ignore=shutil.ignore_patterns("model.pt", "runs", "eval"))
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir()
+    for name in PAIR:
+        train = str(bundles / name / "configs" / "train.json")
+        _bundle_run(train, str(elsewhere), dataset_dir=synthetic_lgg, val_interval=1, **FAST)
+        assert (bundles / name / "models" / "model.pt").is_file()
+    return {"cls": str(bundles / PAIR[0]), "seg": str(bundles / PAIR[1]), "data": synthetic_lgg, "work": work}
+
+
+def test_threshold_tool_writes_the_bundle_threshold(pair):
+    result = CliRunner().invoke(cli, ["threshold", pair["cls"], pair["data"], "--recall", "1.0", "--write"])
+    assert result.exit_code == 0, result.output
+    assert "recall 1.0000" in result.output
+    meta = json.load(open(os.path.join(pair["cls"], "configs", "metadata.json")))
+    assert 0.0 <= meta["medkit"]["threshold"] <= 1.0
+
+
+def test_two_stage_evaluation_reports_both_stages(pair, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["evaluate", pair["seg"], pair["data"], "--out", str(tmp_path / "two")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert metrics["n_cases"] == 6 and metrics["n_slices"] == 48
+    for key in ("dice_patient_mean", "dice_slice_mean", "accuracy", "auc", "sensitivity", "specificity"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert (tmp_path / "two" / "worst_cases.png").stat().st_size > 0
+    rows = list(csv.DictReader((tmp_path / "two" / "per_slice.csv").open()))
+    assert len(rows) == 48 and all(r["tumour_probability"] for r in rows)
+
+    result = runner.invoke(cli, ["evaluate", pair["seg"], pair["data"], "--out", str(tmp_path / "one"), "--no-classifier"])
+    assert result.exit_code == 0, result.output
+    alone = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert "dice_patient_mean" in alone and "accuracy" not in alone
+
+
+def test_two_stage_inference_writes_masks_overlays_volumes_and_rows(pair, tmp_path):
+    case = sorted(os.listdir(pair["data"]))[0]
+    folder = os.path.join(pair["data"], case)
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"junk")
+    out = tmp_path / "inf"
+    args = ["infer", pair["seg"], folder, str(bad), "--out", str(out), "--pixel-spacing", "0.5", "--threshold", "0.0"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1  # one input could not be read; the others are written
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert len(rows) == 9
+    good, failed = rows[:8], rows[8]
+    assert failed["error"].startswith(f"{bad}: ") and not failed["mask_file"]
+    for row in good:
+        assert not row["error"] and row["case"] == case and row["segmented"] == "True"
+        assert 0.0 <= float(row["tumour_probability"]) <= 1.0
+        assert float(row["tumour_area_mm2"]) == pytest.approx(int(row["tumour_pixels"]) * 0.25)
+        assert os.path.isfile(row["mask_file"]) and os.path.isfile(row["overlay_file"])
+    volume = nib.load(str(out / "nifti" / f"{case}_mask.nii.gz"))
+    assert volume.shape == (64, 64, 8)
+    assert int(volume.get_fdata().sum()) == sum(int(r["tumour_pixels"]) for r in good)
+
+
+def test_high_threshold_skips_the_segmenter(pair, tmp_path):
+    case = sorted(os.listdir(pair["data"]))[0]
+    out = tmp_path / "table.json"
+    args = ["infer", pair["seg"], os.path.join(pair["data"], case), "--out", str(out), "--threshold", "1.0", "--no-overlays"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert all(r["segmented"] is False and r["tumour_pixels"] == 0 and r["overlay_file"] == "" for r in rows)
+
+
+def test_verify_both_bundles(pair):
+    for bundle in (pair["cls"], pair["seg"]):
+        result = CliRunner().invoke(cli, ["verify", bundle])
+        assert result.exit_code == 0, result.output

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+
+from medkit.data import inference_datalist, make_datalist
+from medkit.data.lgg import build_lgg_datalist, patient_of_case, slice_number
+from medkit.errors import DatasetLayoutError
+
+
+def test_names():
+    assert slice_number("/x/TCGA_CS_4942_19970222_12.tif") == 12
+    assert slice_number("notes.tif") is None
+    assert patient_of_case("TCGA_CS_4942_19970222") == "TCGA_CS_4942"
+
+
+def test_slices_grouped_ordered_labelled_and_split_by_patient(synthetic_lgg):
+    d = build_lgg_datalist(synthetic_lgg, val_fraction=0.2, test_fraction=0.2, seed=3)
+    sides = {s: {i["patient"] for i in d[s]} for s in ("training", "validation", "test")}
+    assert all(sides.values())
+    assert not (sides["training"] & sides["validation"] or sides["training"] & sides["test"] or sides["validation"] & sides["test"])
+    items = [i for s in ("training", "validation", "test") for i in d[s]]
+    assert len(items) == 6 * 8 and not d["skipped"]
+    for item in items:  # label from the mask: slices 3..6 of 8 carry a tumour in the synthetic set
+        assert item["label"] == int(3 <= item["slice"] <= 6) == int(item["tumour_pixels"] > 0)
+        assert item["mask"].endswith(f"_{item['slice']}_mask.tif")
+    one_case = [i["slice"] for i in items if i["case"] == items[0]["case"]]
+    assert one_case == sorted(one_case) == list(range(1, 9))  # numeric order: 2 before 10
+
+
+def test_mask_as_label_and_prepared_datalists(synthetic_lgg, tmp_path):
+    d = make_datalist("lgg", synthetic_lgg, mask_as_label=True)
+    item = d["training"][0]
+    assert item["label"] == item["mask"] and item["tumour"] in (0, 1)
+    from medkit.data import write_json_atomic
+
+    write_json_atomic(build_lgg_datalist(synthetic_lgg), tmp_path / "dl.json")
+    again = make_datalist("lgg", datalist_file=str(tmp_path / "dl.json"), mask_as_label=True)
+    assert [i["label"] for i in again["training"]] == [i["label"] for i in d["training"]]
+
+
+def test_missing_and_bad_masks_are_reported(synthetic_lgg, tmp_path):
+    root = tmp_path / "kaggle_3m"
+    shutil.copytree(os.path.join(synthetic_lgg), root)
+    case = sorted(os.listdir(root))[0]
+    os.remove(root / case / f"{case}_2_mask.tif")
+    (root / case / f"{case}_3_mask.tif").write_bytes(b"broken")
+    d = build_lgg_datalist(str(tmp_path))
+    problems = {os.path.basename(r["file"]): r["problem"] for r in d["skipped"]}
+    assert "no mask file" in problems[f"{case}_2.tif"]
+    assert "cannot read TIFF" in problems[f"{case}_3.tif"]
+    assert sum(len(d[s]) for s in ("training", "validation", "test")) == 6 * 8 - 2
+
+
+def test_no_cases_is_a_layout_error(tmp_path):
+    with pytest.raises(DatasetLayoutError):
+        build_lgg_datalist(str(tmp_path))
+
+
+def test_inference_datalist_skips_masks_and_keeps_cases(synthetic_lgg):
+    case = sorted(os.listdir(synthetic_lgg))[0]
+    folder = os.path.join(synthetic_lgg, case)
+    items = inference_datalist([folder], skip_masks=True, with_case=True)
+    assert len(items) == 8 and all(i["case"] == case for i in items)
+    assert sorted(i["slice"] for i in items) == list(range(1, 9))
+    single = inference_datalist([os.path.join(folder, f"{case}_1.tif")], skip_masks=True, with_case=True)
+    assert single[0]["case"] == "" and "mask" not in single[0]["image"]
+
+
+def test_real_lgg_set(medkit_data):
+    d = build_lgg_datalist(os.path.join(medkit_data, "lgg-mri-segmentation"))
+    items = [i for s in ("training", "validation", "test") for i in d[s]]
+    assert len(items) == 920 and sum(i["label"] for i in items) == 335 and not d["skipped"]
+    assert len({i["patient"] for i in d["test"]}) >= 4
+    image = tifffile.imread(items[0]["image"])
+    assert image.shape == (256, 256, 3) and image.dtype == np.uint8

@@ -17,9 +17,15 @@ SOURCES = ("covid", "lgg", "pneumonia")
 @click.option("--val-fraction", default=0.15, show_default=True, help="Fraction of patients held for validation.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the patient split.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Decode every image; leave out bad ones.")
-def command(source: str, data_root: str, out: str, val_fraction: float, seed: int, check: bool) -> None:
+@click.option(
+    "--volumes", default=None, metavar="DIR", help="lgg: also write each patient's slices and masks as NIfTI volumes."
+)
+def command(source: str, data_root: str, out: str, val_fraction: float, seed: int, check: bool, volumes) -> None:
     """Scan DATA_ROOT (laid out as SOURCE publishes it) and write a patient-level split datalist."""
     from medkit.data import BUILDERS, write_json_atomic
+
+    if volumes and source != "lgg":
+        raise click.UsageError("--volumes applies to the lgg source (slices of one patient) only")
 
     data_root = existing_dir(data_root, "data")
     datalist = BUILDERS[source](data_root, val_fraction=val_fraction, seed=seed, check_images=check, progress=check)
@@ -32,3 +38,9 @@ def command(source: str, data_root: str, out: str, val_fraction: float, seed: in
     for rec in datalist["skipped"]:
         click.echo(f"skipped: {rec['file']}: {rec['problem']}", err=True)
     click.echo(f"wrote {out}")
+    if volumes:
+        from medkit.data.lgg import write_case_volumes
+
+        items = [i for split in ("training", "validation", "test") for i in datalist[split]]
+        written = write_case_volumes(items, volumes)
+        click.echo(f"wrote {len(written)} NIfTI volumes to {volumes}")

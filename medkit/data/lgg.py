@@ -21,7 +21,17 @@ from medkit.data.splits import split_by_patient
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.io.tiff import TIFF_SUFFIXES, read_mask, read_tiff
 
-__all__ = ["CLASS_NAMES", "slice_number", "patient_of_case", "list_case_slices", "build_lgg_datalist", "as_segmentation_datalist", "group_cases"]
+__all__ = [
+    "CLASS_NAMES",
+    "slice_number",
+    "patient_of_case",
+    "list_case_slices",
+    "build_lgg_datalist",
+    "as_segmentation_datalist",
+    "group_cases",
+    "load_case_volume",
+    "write_case_volumes",
+]
 
 CLASS_NAMES = ("no_tumour", "tumour")
 _SLICE = re.compile(r"^(?P<case>.+)_(?P<n>\d+)$")
@@ -212,3 +222,50 @@ def group_cases(items: Sequence[dict]) -> dict[str, list[dict]]:
     for item in items:
         groups[item.get("case", "")].append(item)
     return {c: sorted(groups[c], key=lambda i: i.get("slice", 0)) for c in sorted(groups)}
+
+
+def load_case_volume(items: Sequence[dict]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stack one case's slices (ordered by ``"slice"``) into ``(rows, columns, slices, channels)`` uint8 and, when
+    every slice has a ``"mask"``, its mask ``(rows, columns, slices)`` as 0/1.
+
+    Raises:
+        InputFileError: a slice cannot be read or its size differs from the first one's.
+    """
+    ordered = sorted(items, key=lambda i: i.get("slice", 0))
+    images, masks = [], []
+    for item in ordered:
+        image = read_tiff(item["image"])
+        if images and image.shape != images[0].shape:
+            raise InputFileError(item["image"], f"size {image.shape} differs from the case's first slice {images[0].shape}")
+        images.append(image if image.ndim == 3 else image[..., None])
+        if item.get("mask"):
+            masks.append(read_mask(item["mask"]))
+    volume = np.stack(images, axis=2)
+    return volume, (np.stack(masks, axis=-1) if len(masks) == len(images) else None)
+
+
+def write_case_volumes(items: Sequence[dict], out_dir: str) -> list[str]:
+    """Write ``<case>.nii.gz`` (channels last, 4D) and ``<case>_mask.nii.gz`` for each case of ``items``.
+
+    The slices of this set carry no spacing, so the affine is the identity (voxel units). A case whose slices
+    cannot be stacked is reported and skipped; returns the paths written.
+    """
+    import nibabel as nib
+
+    from medkit.io.atomic import atomic_path
+
+    written = []
+    for case, case_items in group_cases(items).items():
+        try:
+            volume, mask = load_case_volume(case_items)
+        except InputFileError as e:
+            logger.error("%s (case %s not written)", e, case)
+            continue
+        for array, name in ((volume, f"{case}.nii.gz"), (mask, f"{case}_mask.nii.gz")):
+            if array is None:
+                continue
+            target = os.path.join(out_dir, name)
+            with atomic_path(target) as tmp:
+                nib.save(nib.Nifti1Image(array, np.eye(4)), tmp)
+            written.append(target)
+    return written

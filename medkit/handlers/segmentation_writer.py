@@ -54,6 +54,9 @@ class SegmentationWriter:
         path_key: key of the input path kept by the preprocessing.
         case_key: key of the case (patient folder) of an input, set by ``inference_datalist(..., with_case=True)``.
         prob_key: engine output key of the classifier's tumour probability.
+        pred_layout: ``"rc"`` when ``pred`` is ``(rows, columns)`` as medkit reads slices, ``"xy"`` when the
+            post-processing turned it to MONAI's ``(x, y)`` order for MONAI Label
+            (``segmentation_postprocessing(for_writers=True)``).
     """
 
     def __init__(
@@ -66,7 +69,11 @@ class SegmentationWriter:
         path_key: str = "image_path",
         case_key: str = "case",
         prob_key: str = "tumour_probability",
+        pred_layout: str = "rc",
     ) -> None:
+        if pred_layout not in ("rc", "xy"):
+            raise ValueError(f"pred_layout must be 'rc' or 'xy', got {pred_layout}")
+        self.pred_layout = pred_layout
         if not str(output_file).lower().endswith((".csv", ".json")):
             raise ValueError(f"output_file must end in .csv or .json, got {output_file}")
         self.output_dir = os.fspath(output_dir)
@@ -117,7 +124,10 @@ class SegmentationWriter:
             if row["error"]:
                 self.rows.append(row)
                 continue
-            mask = (_to_numpy(out["pred"]).reshape(_to_numpy(out["pred"]).shape[-2:]) > 0.5).astype(np.uint8)
+            pred = _to_numpy(out["pred"])
+            mask = (pred.reshape(pred.shape[-2:]) > 0.5).astype(np.uint8)
+            if self.pred_layout == "xy":
+                mask = mask.T
             prob = out.get(self.prob_key)
             if prob is not None:
                 row["tumour_probability"] = round(float(_to_numpy(prob).ravel()[0]), 6)

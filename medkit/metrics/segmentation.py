@@ -31,14 +31,18 @@ def segmentation_report(records: Iterable[Mapping]) -> dict:
     The per-patient Dice sums the counts of all slices of a case, which is exactly the 3D Dice of the
     stacked volume. Returns ``n_cases`` (patients), ``n_slices``, ``dice_patient_mean`` (mean of the
     per-patient 3D Dice), ``dice_slice_mean`` (mean over slices with tumour), ``dice_global`` (all pixels
-    pooled), ``false_positive_slices`` (slices without tumour where tumour was predicted) and ``per_case``.
+    pooled), ``false_positive_slices`` (slices without tumour where tumour was predicted), ``slice_detection``
+    (the output masks read as slice decisions, tumour = any foreground pixel: accuracy, sensitivity,
+    specificity, confusion matrix with rows = truth) and ``per_case``.
     """
     sums: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(3))
     slice_dice, n_slices, fp_slices = [], 0, 0
+    detected = np.zeros((2, 2), dtype=int)  # rows: tumour in truth, columns: tumour in the output mask
     for r in records:
         counts = np.array([r["intersection"], r["pred_pixels"], r["true_pixels"]], dtype=np.float64)
         sums[str(r["case"])] += counts
         n_slices += 1
+        detected[int(counts[2] > 0), int(counts[1] > 0)] += 1
         if counts[2] > 0:
             slice_dice.append(dice_from_counts(*counts))
         elif counts[1] > 0:
@@ -52,6 +56,12 @@ def segmentation_report(records: Iterable[Mapping]) -> dict:
         "dice_slice_mean": float(np.mean(slice_dice)) if slice_dice else float("nan"),
         "dice_global": dice_from_counts(*pooled),
         "false_positive_slices": fp_slices,
+        "slice_detection": {
+            "accuracy": float(np.trace(detected) / max(n_slices, 1)),
+            "sensitivity": float(detected[1, 1] / max(detected[1].sum(), 1)),
+            "specificity": float(detected[0, 0] / max(detected[0].sum(), 1)),
+            "confusion_matrix": detected.tolist(),
+        },
         "per_case": per_case,
     }
 

@@ -74,8 +74,10 @@ def test_inference_config_loads_the_way_monai_label_does(bundle, tmp_path):
     with torch.no_grad():
         item["pred"] = inferer(item["image"][None], net.eval())[0]
     out = post(item)
-    expected = meta["network_data_format"]["outputs"]["pred"]["num_channels"]
-    assert out["pred"].shape[0] == expected
+    if meta["medkit"]["task_type"] == "segmentation":  # a 2D uint8 label in MONAI's (x, y) order, as writers expect
+        assert out["pred"].dtype == torch.uint8 and tuple(out["pred"].shape) == tuple(item["image"].shape[1:][::-1])
+    else:
+        assert out["pred"].shape[0] == meta["network_data_format"]["outputs"]["pred"]["num_channels"]
 
 
 def test_monai_label_task_types_from_bundle_names():

@@ -78,3 +78,20 @@ def test_real_lgg_set(medkit_data):
     assert len({i["patient"] for i in d["test"]}) >= 4
     image = tifffile.imread(items[0]["image"])
     assert image.shape == (256, 256, 3) and image.dtype == np.uint8
+
+
+def test_case_volumes_stack_slices_in_order(synthetic_lgg, tmp_path):
+    import nibabel as nib
+
+    from medkit.data.lgg import load_case_volume, write_case_volumes
+
+    d = build_lgg_datalist(synthetic_lgg)
+    items = [i for s in ("training", "validation", "test") for i in d[s]]
+    case = items[0]["case"]
+    mine = [i for i in items if i["case"] == case][::-1]  # any order in, slice order out
+    volume, mask = load_case_volume(mine)
+    assert volume.shape == (64, 64, 8, 3) and mask.shape == (64, 64, 8)
+    assert [int(mask[..., k].sum()) for k in range(8)] == [i["tumour_pixels"] for i in mine[::-1]]
+    written = write_case_volumes(items, str(tmp_path))
+    assert len(written) == 12
+    assert nib.load(str(tmp_path / f"{case}_mask.nii.gz")).shape == (64, 64, 8)

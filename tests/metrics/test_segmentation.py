@@ -39,6 +39,10 @@ def test_report_over_patients_and_empty_cases():
     assert report["dice_patient_mean"] == pytest.approx(0.6)
     assert report["dice_slice_mean"] == pytest.approx(0.8)
     assert report["false_positive_slices"] == 1
+    detection = report["slice_detection"]
+    assert detection["confusion_matrix"] == [[2, 1], [0, 1]]
+    assert (detection["accuracy"], detection["sensitivity"]) == (0.75, 1.0)
+    assert detection["specificity"] == pytest.approx(2 / 3)
     assert dice_from_counts(0, 0, 0) == 1.0
 
 

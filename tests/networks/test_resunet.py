@@ -28,3 +28,15 @@ def test_sliding_window_on_inputs_larger_than_the_patch():
     with torch.no_grad():
         single = inferer(x[1:], net)
     torch.testing.assert_close(y[1:], single, rtol=1e-4, atol=1e-5)
+
+
+def test_classifier_starts_from_a_segmenter_checkpoint(tmp_path):
+    from medkit.networks import ResEncoderClassifier, load_pretrained
+
+    seg = ResUNet(channels=(4, 8, 16))
+    torch.save({"model": seg.state_dict()}, tmp_path / "seg.pt")
+    cls = load_pretrained(ResEncoderClassifier(channels=(4, 8, 16)), str(tmp_path / "seg.pt"))
+    for name, value in cls.state_dict().items():
+        if name.startswith("encoder."):
+            assert torch.equal(value, seg.state_dict()[name]), name
+    assert cls(torch.zeros(2, 3, 32, 32)).shape == (2, 2)

@@ -267,7 +267,9 @@ def _unpack_zip(path: str) -> str:
     raise MedkitError(f"{path}: zip holds no bundle (no configs/metadata.json)")
 
 
-def classifier_gate(bundle: str | None, device: Any = "cpu", threshold: float | None = None) -> dict:
+def classifier_gate(
+    bundle: str | None, device: Any = "cpu", threshold: float | None = None, beside: str | None = None
+) -> dict:
     """The first stage of a two-stage pipeline: a classification bundle's trained network and decision threshold.
 
     Returns ``{}`` when ``bundle`` is empty (no gating), else the keyword arguments of
@@ -275,8 +277,8 @@ def classifier_gate(bundle: str | None, device: Any = "cpu", threshold: float | 
     ``threshold`` (``threshold`` if given, else the bundle's ``medkit.threshold``, else 0.5), ``gate_size``
     (the network's input size) and ``positive_index`` (its last output channel).
 
-    A bundle name is looked up as in ``resolve_bundle``, and also beside the bundle whose config asks for it,
-    so copied pairs of bundles keep working.
+    A bundle name is looked up first beside the bundle ``beside`` (the asking bundle's root, so copied pairs of
+    bundles keep working), then as in ``resolve_bundle``.
 
     Raises:
         MedkitError: not a classification bundle, or it has no trained weights.
@@ -288,7 +290,7 @@ def classifier_gate(bundle: str | None, device: Any = "cpu", threshold: float | 
     from medkit.networks.weights import load_pretrained
 
     name = os.fspath(bundle)
-    sibling = os.path.join(os.path.dirname(config_bundle_root()), name)
+    sibling = os.path.join(os.path.dirname(os.path.abspath(beside or config_bundle_root())), name)
     bundle_dir = resolve_bundle(sibling if os.path.isfile(os.path.join(sibling, "configs", "metadata.json")) else name)
     meta = load_metadata(bundle_dir)
     if meta.get("medkit", {}).get("task_type") != "classification":

@@ -314,8 +314,9 @@ def classifier_gate(
 
 
 def meta_component(bundle_root: str, key: str) -> Any:
-    """Instantiate ``medkit.<key>`` of the bundle's metadata.json (network, preprocessing...) as ``@_meta_#medkit#<key>``
-    would, reading the file itself.
+    """Instantiate ``medkit.<key>`` of the bundle's metadata.json (network, preprocessing...).
+
+    The same object ``@_meta_#medkit#<key>`` gives, but read from the file itself.
 
     MONAI Label parses a bundle's inference.json without its metadata (``@_meta_`` is empty there), so the
     inference configs reach the shared definitions through this function and ``load_metadata(@bundle_root)``.

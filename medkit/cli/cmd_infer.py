@@ -110,7 +110,10 @@ def run_inference(
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per batch.")
 @click.option("--explain", "explain_dir", default=None, help="Also save Grad-CAM overlays in this folder.")
 @click.option(
-    "--pixel-spacing", type=click.FloatRange(min=0, min_open=True), default=None, help="Pixel size in mm (areas in mm^2)."
+    "--pixel-spacing",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Pixel size in mm (areas in mm^2).",
 )
 @click.option("--no-overlays", is_flag=True, help="Segmentation: do not write overlay PNGs.")
 @classifier_options

@@ -60,8 +60,10 @@ def command(bundle: str, data_root: str, recall: float | None, split: str, write
     labels = np.asarray(report_writer.labels)
     threshold = round(threshold_for_recall(probs[:, 1], labels, target), 6)
     report = classification_report(probs, labels, report_writer.class_names, threshold)
-    click.echo(f"threshold {threshold} on {split} ({report['n_cases']} images): recall {report['sensitivity']:.4f}, "
-               f"specificity {report['specificity']:.4f}, accuracy {report['accuracy']:.4f} (target recall {target})")
+    click.echo(
+        f"threshold {threshold} on {split} ({report['n_cases']} images): recall {report['sensitivity']:.4f}, "
+        f"specificity {report['specificity']:.4f}, accuracy {report['accuracy']:.4f} (target recall {target})"
+    )
     if write:
         meta_file = os.path.join(bundle, "configs", "metadata.json")
         with open(meta_file) as f:

@@ -37,9 +37,7 @@ override_option = click.option(
 
 def classifier_options(func):
     """``--classifier BUNDLE`` / ``--no-classifier`` for segmentation bundles that run as a two-stage pipeline."""
-    func = click.option(
-        "--no-classifier", is_flag=True, help="Segment every slice (no classification stage)."
-    )(func)
+    func = click.option("--no-classifier", is_flag=True, help="Segment every slice (no classification stage).")(func)
     return click.option(
         "--classifier",
         default=None,

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from medkit.data.chest_xray import build_chest_xray_datalist
 from medkit.data.covid import build_covid_datalist
 from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
-from medkit.data.lgg import as_segmentation_datalist, build_lgg_datalist, group_cases
 from medkit.data.inference import TolerantDataset, inference_datalist
+from medkit.data.lgg import as_segmentation_datalist, build_lgg_datalist, group_cases
 from medkit.data.splits import split_by_patient
 from medkit.errors import MedkitError
 

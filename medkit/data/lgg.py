@@ -177,7 +177,9 @@ def build_lgg_datalist(
     per_patient: dict[str, list[int]] = defaultdict(list)
     for item in items:
         per_patient[item["patient"]].append(item["label"])
-    strata = {p: int(np.mean(v) >= np.median([np.mean(w) for w in per_patient.values()])) for p, v in per_patient.items()}
+    strata = {
+        p: int(np.mean(v) >= np.median([np.mean(w) for w in per_patient.values()])) for p, v in per_patient.items()
+    }
     keyed = [{"patient": p, "label": s} for p, s in strata.items()]
     rest, test_p = split_by_patient(keyed, test_fraction, seed=seed)
     train_p, val_p = split_by_patient(rest, val_fraction / (1.0 - test_fraction), seed=seed + 1)
@@ -236,7 +238,9 @@ def load_case_volume(items: Sequence[dict]) -> tuple[np.ndarray, np.ndarray | No
     for item in ordered:
         image = read_tiff(item["image"])
         if images and image.shape != images[0].shape:
-            raise InputFileError(item["image"], f"size {image.shape} differs from the case's first slice {images[0].shape}")
+            raise InputFileError(
+                item["image"], f"size {image.shape} differs from the case's first slice {images[0].shape}"
+            )
         images.append(image if image.ndim == 3 else image[..., None])
         if item.get("mask"):
             masks.append(read_mask(item["mask"]))

@@ -157,7 +157,12 @@ def synthetic_mri_slice(size: int, tumour: bool, rng: np.random.Generator) -> tu
     mask = np.zeros((size, size), dtype=np.uint8)
     if tumour:
         _, seg = create_test_image_2d(
-            size, size, num_objs=1, rad_max=max(3, size // 8), rad_min=max(2, size // 16), noise_max=0.0,
+            size,
+            size,
+            num_objs=1,
+            rad_max=max(3, size // 8),
+            rad_min=max(2, size // 16),
+            noise_max=0.0,
             random_state=np.random.RandomState(int(rng.integers(2**31))),
         )
         mask = ((seg > 0) & head).astype(np.uint8) * 255

@@ -22,7 +22,9 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def mask_outline_overlay(image: np.ndarray, pred: np.ndarray | None = None, truth: np.ndarray | None = None) -> np.ndarray:
+def mask_outline_overlay(
+    image: np.ndarray, pred: np.ndarray | None = None, truth: np.ndarray | None = None
+) -> np.ndarray:
     """An RGB ``(H, W, 3)`` uint8 image with the outline of ``pred`` in red and of ``truth`` in green.
 
     Args:

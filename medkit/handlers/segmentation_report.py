@@ -104,7 +104,9 @@ class SegmentationReportWriter:
             report["classification"] = {**cls, "threshold": self.threshold}
         os.makedirs(self.output_dir, exist_ok=True)
         for r in self.records:
-            r["dice"] = round(2 * r["intersection"] / (r["pred_pixels"] + r["true_pixels"]), 6) if r["true_pixels"] else ""
+            r["dice"] = (
+                round(2 * r["intersection"] / (r["pred_pixels"] + r["true_pixels"]), 6) if r["true_pixels"] else ""
+            )
         columns = ["case", "slice", "image", "true_pixels", "pred_pixels", "intersection", "dice", "tumour_probability"]
         write_table_atomic(self.records, columns, os.path.join(self.output_dir, "per_slice.csv"))
         self._plot_worst(report["per_case"])

@@ -143,7 +143,9 @@ class SegmentationWriter:
                 overlay = mask_outline_overlay(_to_numpy(item["image"]), pred=mask)
                 row["overlay_file"] = save_rgb_png(overlay, self._out("overlays", f"{name}_overlay.png"))
             if case:
-                self._volumes[case].append((int(row["slice"]) if str(row["slice"]).isdigit() else len(self._volumes[case]), mask))
+                self._volumes[case].append(
+                    (int(row["slice"]) if str(row["slice"]).isdigit() else len(self._volumes[case]), mask)
+                )
             self.rows.append(row)
 
     def _out(self, *parts: str) -> str:

@@ -40,7 +40,12 @@ class FocalTverskyLoss(nn.Module):
             raise ValueError(f"gamma must be positive, got {gamma}")
         # MONAI's TverskyLoss: alpha weighs false positives, beta false negatives
         self.tversky = TverskyLoss(
-            sigmoid=sigmoid, alpha=fp_weight, beta=fn_weight, smooth_nr=smooth, smooth_dr=smooth, batch=batch,
+            sigmoid=sigmoid,
+            alpha=fp_weight,
+            beta=fn_weight,
+            smooth_nr=smooth,
+            smooth_dr=smooth,
+            batch=batch,
             reduction="none",
         )
         self.gamma = float(gamma)

@@ -139,7 +139,7 @@ def classification_report(
 
 
 def threshold_for_recall(scores: Sequence[float], truth: Sequence[int], recall: float) -> float:
-    """The highest threshold on ``scores`` whose recall of the positives (``score >= threshold``) is at least ``recall``.
+    """The highest threshold on ``scores`` whose recall of the positives (``score >= threshold``) reaches ``recall``.
 
     The highest such threshold keeps the most specificity. Returned as the midpoint between the score that
     must still count as positive and the next lower score, so that it does not sit exactly on a case.

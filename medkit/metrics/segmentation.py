@@ -83,7 +83,9 @@ class PatientDice(Metric):
     def update(self, output) -> None:
         for out, item in output:
             i, p, g = dice_counts(out["pred"], out["label"])
-            self.records.append({"case": item.get(self.case_key, ""), "intersection": i, "pred_pixels": p, "true_pixels": g})
+            self.records.append(
+                {"case": item.get(self.case_key, ""), "intersection": i, "pred_pixels": p, "true_pixels": g}
+            )
 
     def iteration_completed(self, engine) -> None:
         from medkit.handlers.report_writer import decollated

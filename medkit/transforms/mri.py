@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 
 from monai.config import KeysCollection
-
 from monai.transforms import (
     AsDiscreted,
     EnsureTyped,
@@ -47,7 +46,9 @@ class RequireChannelsd(MapTransform):
             found = int(d[key].shape[0])
             if found != self.channels:
                 path = d.get(f"{key}_path", key)
-                raise InputFileError(str(path), f"has {found} channel(s), expected {self.channels} (a mask or grey image?)")
+                raise InputFileError(
+                    str(path), f"has {found} channel(s), expected {self.channels} (a mask or grey image?)"
+                )
         return d
 
 
@@ -103,7 +104,9 @@ def mri_slice_augmentation(keys: str | Sequence[str] = "image", prob: float = 0.
     keys = _as_list(keys)
     return [
         RandFlipd(keys, prob=prob, spatial_axis=1),
-        RandAffined(keys, prob=prob, rotate_range=0.26, scale_range=0.1, translate_range=(10, 10), padding_mode="zeros"),
+        RandAffined(
+            keys, prob=prob, rotate_range=0.26, scale_range=0.1, translate_range=(10, 10), padding_mode="zeros"
+        ),
         RandAdjustContrastd(keys, prob=prob / 2, gamma=(0.8, 1.25)),
         RandScaleIntensityd(keys, factors=0.1, prob=prob / 2),
     ]
@@ -126,8 +129,13 @@ def segmentation_augmentation(
     both = [image_key, label_key]
     return [
         RandCropByPosNegLabeld(
-            both, label_key=label_key, spatial_size=[int(s) for s in patch_size], pos=pos, neg=neg,
-            num_samples=num_samples, allow_smaller=True,
+            both,
+            label_key=label_key,
+            spatial_size=[int(s) for s in patch_size],
+            pos=pos,
+            neg=neg,
+            num_samples=num_samples,
+            allow_smaller=True,
         ),
         RandFlipd(both, prob=prob, spatial_axis=0),
         RandFlipd(both, prob=prob, spatial_axis=1),

@@ -25,7 +25,9 @@ def pair(tmp_path_factory, synthetic_lgg) -> dict:
     work = tmp_path_factory.mktemp("brain")
     bundles = work / "bundles"
     for name in PAIR:
-        shutil.copytree(os.path.join(BUNDLES, name), bundles / name, ignore=shutil.ignore_patterns("model.pt", "runs", "eval"))
+        shutil.copytree(
+            os.path.join(BUNDLES, name), bundles / name, ignore=shutil.ignore_patterns("model.pt", "runs", "eval")
+        )
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
     for name in PAIR:
@@ -55,7 +57,9 @@ def test_two_stage_evaluation_reports_both_stages(pair, tmp_path):
     rows = list(csv.DictReader((tmp_path / "two" / "per_slice.csv").open()))
     assert len(rows) == 48 and all(r["tumour_probability"] for r in rows)
 
-    result = runner.invoke(cli, ["evaluate", pair["seg"], pair["data"], "--out", str(tmp_path / "one"), "--no-classifier"])
+    result = runner.invoke(
+        cli, ["evaluate", pair["seg"], pair["data"], "--out", str(tmp_path / "one"), "--no-classifier"]
+    )
     assert result.exit_code == 0, result.output
     alone = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert "dice_patient_mean" in alone and "accuracy" not in alone
@@ -87,7 +91,16 @@ def test_two_stage_inference_writes_masks_overlays_volumes_and_rows(pair, tmp_pa
 def test_high_threshold_skips_the_segmenter(pair, tmp_path):
     case = sorted(os.listdir(pair["data"]))[0]
     out = tmp_path / "table.json"
-    args = ["infer", pair["seg"], os.path.join(pair["data"], case), "--out", str(out), "--threshold", "1.0", "--no-overlays"]
+    args = [
+        "infer",
+        pair["seg"],
+        os.path.join(pair["data"], case),
+        "--out",
+        str(out),
+        "--threshold",
+        "1.0",
+        "--no-overlays",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())

@@ -22,7 +22,11 @@ def test_slices_grouped_ordered_labelled_and_split_by_patient(synthetic_lgg):
     d = build_lgg_datalist(synthetic_lgg, val_fraction=0.2, test_fraction=0.2, seed=3)
     sides = {s: {i["patient"] for i in d[s]} for s in ("training", "validation", "test")}
     assert all(sides.values())
-    assert not (sides["training"] & sides["validation"] or sides["training"] & sides["test"] or sides["validation"] & sides["test"])
+    assert not (
+        sides["training"] & sides["validation"]
+        or sides["training"] & sides["test"]
+        or sides["validation"] & sides["test"]
+    )
     items = [i for s in ("training", "validation", "test") for i in d[s]]
     assert len(items) == 6 * 8 and not d["skipped"]
     for item in items:  # label from the mask: slices 3..6 of 8 carry a tumour in the synthetic set

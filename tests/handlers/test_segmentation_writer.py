@@ -26,7 +26,9 @@ def test_masks_keep_the_slice_orientation(tmp_path, for_writers):
     out = segmentation_postprocessing(for_writers=for_writers)({"pred": logits})
     writer = SegmentationWriter(str(tmp_path), pixel_spacing=(0.5, 2.0), pred_layout="xy" if for_writers else "rc")
     image = torch.rand(3, 6, 9)
-    writer._collect(_Engine([out], [{"image": image, "image_path": "/x/s_1.tif", "case": "P", "slice": 1, "error": ""}]))
+    writer._collect(
+        _Engine([out], [{"image": image, "image_path": "/x/s_1.tif", "case": "P", "slice": 1, "error": ""}])
+    )
     writer.write()
     mask = np.asarray(Image.open(tmp_path / "masks" / "P" / "s_1_mask.png"))
     expected = np.zeros((6, 9), np.uint8)

@@ -45,6 +45,7 @@ def test_without_gate_everything_is_segmented_and_probabilities_reach_the_output
     assert GatedInferer(SimpleInferer())(x, seg).shape == (3, 1, 8, 8) and seg.seen == 3
 
     inferer = GatedInferer(SimpleInferer(), gate=_FixedClassifier(), threshold=0.3)
+
     def step(engine, batch):  # as MONAI's SupervisedEvaluator: output set, then FORWARD_COMPLETED fired
         engine.state.output = {"pred": inferer(batch, seg)}
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)

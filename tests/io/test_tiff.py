@@ -56,7 +56,9 @@ def test_reader_gives_channel_first_slices_and_masks(tmp_path):
     tifffile.imwrite(tmp_path / "s.tif", SLICE, compression="zlib", predictor=True)
     tifffile.imwrite(tmp_path / "m.tif", (SLICE[..., 0] > 128).astype(np.uint8) * 255)
     assert TiffReader().verify_suffix(str(tmp_path / "s.tif"))
-    out = LoadWithReaderd(["image", "mask"], TiffReader())({"image": str(tmp_path / "s.tif"), "mask": str(tmp_path / "m.tif")})
+    out = LoadWithReaderd(["image", "mask"], TiffReader())(
+        {"image": str(tmp_path / "s.tif"), "mask": str(tmp_path / "m.tif")}
+    )
     assert tuple(out["image"].shape) == (3, 32, 40)
     assert tuple(out["mask"].shape) == (1, 32, 40)
     np.testing.assert_array_equal(out["image"][1].numpy(), SLICE[..., 1])

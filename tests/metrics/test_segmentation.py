@@ -20,9 +20,14 @@ def test_patient_dice_is_the_3d_dice_of_the_stacked_slices():
         i, p, g = dice_counts(pred[k], truth[k])
         records.append({"case": "A", "intersection": i, "pred_pixels": p, "true_pixels": g})
     report = segmentation_report(records)
-    stacked = DiceMetric(include_background=True)(torch.as_tensor(pred)[None, None].float(), torch.as_tensor(truth)[None, None].float())
+    stacked = DiceMetric(include_background=True)(
+        torch.as_tensor(pred)[None, None].float(), torch.as_tensor(truth)[None, None].float()
+    )
     assert report["dice_patient_mean"] == pytest.approx(float(stacked), rel=1e-6)
-    per_slice = [float(DiceMetric()(torch.as_tensor(pred[k])[None, None].float(), torch.as_tensor(truth[k])[None, None].float())) for k in range(1, 6)]
+    per_slice = [
+        float(DiceMetric()(torch.as_tensor(pred[k])[None, None].float(), torch.as_tensor(truth[k])[None, None].float()))
+        for k in range(1, 6)
+    ]
     assert report["dice_slice_mean"] == pytest.approx(np.mean(per_slice), rel=1e-6)
     assert report["n_cases"] == 1 and report["n_slices"] == 6
 

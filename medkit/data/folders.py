@@ -18,6 +18,7 @@ __all__ = [
     "list_image_files",
     "scan_class_folders",
     "check_readable",
+    "probe_items",
     "build_class_folder_datalist",
 ]
 
@@ -141,12 +142,29 @@ def check_readable(
             return e.problem
         return None
 
+    return probe_items(items, skipped, probe, progress, "checking images")
+
+
+def probe_items(
+    items: list[dict], skipped: list[dict], probe: Callable[[dict], str | None], progress: bool = False, desc: str = ""
+) -> list[dict]:
+    """Run ``probe`` on every item (a few threads); items it finds a problem with move to ``skipped``.
+
+    Args:
+        items: dicts with an ``"image"`` path.
+        skipped: receives ``{"file": <image>, "problem": <text>}`` for each item ``probe`` returns text for.
+        probe: returns ``None`` for a good item, else the problem in one line; may add keys to the item.
+        progress: show a progress bar on stderr, labelled ``desc``.
+
+    Returns:
+        the good items, in order.
+    """
     with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
         results = pool.map(probe, items)
         if progress:
             from tqdm import tqdm
 
-            results = tqdm(results, total=len(items), desc="checking images", unit="img")
+            results = tqdm(results, total=len(items), desc=desc, unit="img")
         problems = list(results)
     good = []
     for item, problem in zip(items, problems):

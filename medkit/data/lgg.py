@@ -12,11 +12,10 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from medkit.data.folders import _resolve_root, list_subfolders
+from medkit.data.folders import _resolve_root, list_subfolders, probe_items
 from medkit.data.splits import split_by_patient
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.io.tiff import TIFF_SUFFIXES, read_mask, read_tiff
@@ -102,26 +101,12 @@ def _label_slices(items: list[dict], skipped: list[dict], check_images: bool, pr
             if check_images and mask.shape != image.shape[:2]:
                 raise InputFileError(item["mask"], f"mask size {mask.shape} differs from the slice {image.shape[:2]}")
         except InputFileError as e:
-            return str(e)
+            return e.problem if e.path == item["image"] else str(e)
         item["tumour_pixels"] = int(mask.sum())
         item["label"] = int(item["tumour_pixels"] > 0)
         return None
 
-    with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
-        results = pool.map(probe, items)
-        if progress:
-            from tqdm import tqdm
-
-            results = tqdm(results, total=len(items), desc="reading masks", unit="slice")
-        problems = list(results)
-    good = []
-    for item, problem in zip(items, problems):
-        if problem is None:
-            good.append(item)
-        else:
-            skipped.append({"file": item["image"], "problem": problem})
-            logger.warning("%s (left out)", problem)
-    return good
+    return probe_items(items, skipped, probe, progress, "reading masks")
 
 
 def build_lgg_datalist(

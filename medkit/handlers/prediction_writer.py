@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medkit.handlers.report_writer import _to_numpy, decollated
+from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
 from medkit.io.atomic import write_table_atomic
 from medkit.metrics.classification import predict_labels
 
@@ -21,7 +21,7 @@ __all__ = ["PredictionWriter"]
 logger = logging.getLogger(__name__)
 
 
-class PredictionWriter:
+class PredictionWriter(EpochCollector):
     """Collect class probabilities per input and write ``output_file`` (``.csv`` or ``.json``) on completion.
 
     Each row has ``image``, ``label`` (predicted class name), ``prob_<class>`` for each class and
@@ -50,12 +50,11 @@ class PredictionWriter:
     def n_failed(self) -> int:
         return sum(1 for r in self.rows if r["error"])
 
-    def attach(self, engine: Engine) -> None:
-        from ignite.engine import Events
+    def _reset(self, engine: Engine | None = None) -> None:
+        self.rows.clear()
 
-        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self.write)
+    def _finish(self, engine: Engine | None = None) -> str:
+        return self.write()
 
     def _collect(self, engine: Engine) -> None:
         for out, item in decollated(engine):

@@ -20,13 +20,34 @@ from medkit.metrics.plots import plot_confusion_matrix, plot_image_grid, plot_ro
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["ClassificationReportWriter", "decollated"]
+__all__ = ["ClassificationReportWriter", "EpochCollector", "decollated"]
 
 logger = logging.getLogger(__name__)
 
 
 def _to_numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+class EpochCollector:
+    """Base of the handlers that collect per-item results over a run: ``_reset`` when the engine starts,
+    ``_collect`` after each iteration, ``_finish`` (writing the outputs) when it completes."""
+
+    def attach(self, engine: Engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._finish)
+
+    def _reset(self, engine: Engine | None = None) -> None:
+        raise NotImplementedError
+
+    def _collect(self, engine: Engine) -> None:
+        raise NotImplementedError
+
+    def _finish(self, engine: Engine | None = None) -> object:
+        raise NotImplementedError
 
 
 def decollated(engine: Engine) -> zip:
@@ -37,7 +58,7 @@ def decollated(engine: Engine) -> zip:
     return zip(outputs, batch)
 
 
-class ClassificationReportWriter:
+class ClassificationReportWriter(EpochCollector):
     """Collect ``pred`` probabilities, labels and image paths; on completion write the report.
 
     Files written to ``output_dir``: ``metrics.json`` (see ``classification_report``),
@@ -80,13 +101,6 @@ class ClassificationReportWriter:
         self.paths: list[str] = []
         self._worst: list[tuple[float, int, np.ndarray]] = []  # min-heap of (loss, index, network input)
 
-    def attach(self, engine: Engine) -> None:
-        from ignite.engine import Events
-
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._write)
-
     def _collect(self, engine: Engine) -> None:
         for out, item in decollated(engine):
             probs = _to_numpy(out["pred"]).astype(np.float64).ravel()
@@ -103,7 +117,7 @@ class ClassificationReportWriter:
                 elif loss > self._worst[0][0]:
                     heapq.heapreplace(self._worst, entry)
 
-    def _write(self, engine: Engine | None = None) -> dict:
+    def _finish(self, engine: Engine | None = None) -> dict:
         if not self.probs:
             raise RuntimeError("no predictions were collected; is the data list empty?")
         probs, labels = np.stack(self.probs), np.asarray(self.labels)

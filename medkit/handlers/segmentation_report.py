@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay
-from medkit.handlers.report_writer import _to_numpy, decollated
+from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
 from medkit.io.atomic import write_json_atomic, write_table_atomic
 from medkit.metrics.classification import classification_report
 from medkit.metrics.plots import plot_image_grid
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 CLASSIFICATION_KEYS = ("accuracy", "auc", "sensitivity", "specificity")
 
 
-class SegmentationReportWriter:
+class SegmentationReportWriter(EpochCollector):
     """Per-slice Dice counts, per-patient 3D Dice, and (two-stage) slice classification figures.
 
     Files written to ``output_dir``: ``metrics.json`` (``segmentation_report`` figures; with a gating classifier
@@ -64,13 +64,6 @@ class SegmentationReportWriter:
         self.records: list[dict] = []
         self._shown: dict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}  # case -> most tumour slice
 
-    def attach(self, engine: Engine) -> None:
-        from ignite.engine import Events
-
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self._write)
-
     def _collect(self, engine: Engine) -> None:
         for out, item in decollated(engine):
             pred, truth = _to_numpy(out["pred"]), _to_numpy(out["label"])
@@ -91,7 +84,7 @@ class SegmentationReportWriter:
                 image = _to_numpy(item["image"]).astype(np.float16)
                 self._shown[case] = (g + p, image, pred.astype(np.uint8), truth.astype(np.uint8))
 
-    def _write(self, engine: Engine | None = None) -> dict:
+    def _finish(self, engine: Engine | None = None) -> dict:
         if not self.records:
             raise RuntimeError("no predictions were collected; is the data list empty?")
         report = segmentation_report(self.records)

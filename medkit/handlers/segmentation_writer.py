@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
-from medkit.handlers.report_writer import _to_numpy, decollated
+from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
 from medkit.io.atomic import atomic_path, write_table_atomic
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ COLUMNS = (
 )
 
 
-class SegmentationWriter:
+class SegmentationWriter(EpochCollector):
     """Write, for each input slice, ``masks/<name>_mask.png`` (0/255) and ``overlays/<name>_overlay.png`` (prediction
     outlined in red); for each case (a patient folder given as input), ``nifti/<case>_mask.nii.gz`` with the masks
     stacked in slice order; and ``output_file`` (``.csv`` or ``.json``) with one row per input.
@@ -97,13 +97,6 @@ class SegmentationWriter:
     def n_failed(self) -> int:
         return sum(1 for r in self.rows if r["error"])
 
-    def attach(self, engine: Engine) -> None:
-        from ignite.engine import Events
-
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.COMPLETED, self.write)
-
     def _reset(self, engine: Engine | None = None) -> None:
         self.rows.clear()
         self._volumes.clear()
@@ -152,6 +145,9 @@ class SegmentationWriter:
         path = os.path.join(self.output_dir, *parts)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
+
+    def _finish(self, engine: Engine | None = None) -> str:
+        return self.write()
 
     def write(self, engine: Engine | None = None) -> str:
         """Write the per-case NIfTI volumes and the table; returns the table's path."""

@@ -10,6 +10,7 @@ from monai.transforms import (
     EnsureTyped,
     MapTransform,
     RandAdjustContrastd,
+    RandomizableTransform,
     RandAffined,
     RandCropByPosNegLabeld,
     RandFlipd,
@@ -18,6 +19,7 @@ from monai.transforms import (
     RandShiftIntensityd,
     Resized,
     ScaleIntensityRanged,
+    ScaleIntensityRangePercentilesd,
     Transform,
 )
 
@@ -26,7 +28,39 @@ from medkit.io.tiff import TiffReader
 from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadWithReaderd
 
-__all__ = ["RequireChannelsd", "mri_slice_preprocessing", "mri_slice_augmentation", "segmentation_augmentation"]
+__all__ = [
+    "RequireChannelsd",
+    "RandFlairForChannelsd",
+    "mri_slice_preprocessing",
+    "mri_slice_augmentation",
+    "segmentation_augmentation",
+]
+
+
+class RandFlairForChannelsd(RandomizableTransform, MapTransform):
+    """Replace each of ``targets`` channels by the ``source`` (FLAIR) channel with probability ``prob``.
+
+    The LGG set fills a missing pre- or post-contrast sequence with FLAIR, so some patients' slices are
+    grey (all three channels FLAIR); this teaches the networks that case.
+    """
+
+    def __init__(self, keys: KeysCollection, source: int = 1, targets: Sequence[int] = (0, 2), prob: float = 0.15):
+        MapTransform.__init__(self, keys)
+        RandomizableTransform.__init__(self, prob)
+        self.source = int(source)
+        self.targets = [int(t) for t in targets]
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        chosen = [t for t in self.targets if self.R.rand() < self.prob]
+        if not chosen:
+            return d
+        for key in self.key_iterator(d):
+            img = d[key].clone()
+            for t in chosen:
+                img[t] = img[self.source]
+            d[key] = img
+        return d
 
 
 class RequireChannelsd(MapTransform):
@@ -62,6 +96,7 @@ def mri_slice_preprocessing(
     spatial_size: Sequence[int] | None = None,
     intensity_range: Sequence[float] = (0.0, 255.0),
     channels: int | None = 3,
+    per_channel_percentile: float | None = None,
 ) -> list[Transform]:
     """Keep each path under ``<key>_path``, load TIFF slices channel-first, scale intensities to ``[0, 1]``.
 
@@ -74,13 +109,19 @@ def mri_slice_preprocessing(
         spatial_size: resize images (area) and masks (nearest) to ``(rows, columns)``; ``None`` keeps the size.
         intensity_range: input values mapped to 0 and 1 (clipped).
         channels: channels an image must have (``None``: any); others fail with a one-line error naming the file.
+        per_channel_percentile: instead of the fixed range, scale each channel of each slice from 0 to this
+            percentile (e.g. 99.5), so sequences windowed brighter or darker per patient line up.
     """
     keys, mask_keys = _as_list(keys), _as_list(mask_keys)
     chain: list[Transform] = [
         KeepPathd(keys),
         LoadWithReaderd(keys, TiffReader()),
         *([RequireChannelsd(keys, channels)] if channels else []),
-        ScaleIntensityRanged(keys, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True),
+        ScaleIntensityRanged(keys, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True)
+        if per_channel_percentile is None
+        else ScaleIntensityRangePercentilesd(
+            keys, lower=0.0, upper=float(per_channel_percentile), b_min=0.0, b_max=1.0, clip=True, channel_wise=True
+        ),
     ]
     if mask_keys:  # masks are optional: inference data has none
         chain += [
@@ -96,13 +137,17 @@ def mri_slice_preprocessing(
     return chain
 
 
-def mri_slice_augmentation(keys: str | Sequence[str] = "image", prob: float = 0.5) -> list[Transform]:
+def mri_slice_augmentation(
+    keys: str | Sequence[str] = "image", prob: float = 0.5, flair_prob: float = 0.0
+) -> list[Transform]:
     """Slice-classifier augmentation: flips, right-angle turns, small affine, contrast and intensity jitter.
 
-    Axial brain slices have no fixed left/right in this set, so flips are safe.
+    Axial brain slices have no fixed left/right in this set, so flips are safe. ``flair_prob`` > 0 also
+    replaces the pre-/post-contrast channels by FLAIR at that rate (``RandFlairForChannelsd``).
     """
     keys = _as_list(keys)
     return [
+        *([RandFlairForChannelsd(keys, prob=flair_prob)] if flair_prob > 0 else []),
         RandFlipd(keys, prob=prob, spatial_axis=1),
         RandAffined(
             keys, prob=prob, rotate_range=0.26, scale_range=0.1, translate_range=(10, 10), padding_mode="zeros"
@@ -120,11 +165,13 @@ def segmentation_augmentation(
     neg: float = 1.0,
     num_samples: int = 1,
     prob: float = 0.5,
+    flair_prob: float = 0.0,
 ) -> list[Transform]:
     """Patch sampling and augmentation for segmentation training.
 
     Patches of ``patch_size`` are centred on tumour with odds ``pos:neg`` (slices without tumour give
-    background patches), then flipped, turned, slightly rotated/scaled and intensity-jittered.
+    background patches), then flipped, turned, slightly rotated/scaled and intensity-jittered; with
+    ``flair_prob`` > 0 the pre-/post-contrast channels are replaced by FLAIR at that rate.
     """
     both = [image_key, label_key]
     return [
@@ -143,6 +190,7 @@ def segmentation_augmentation(
         RandAffined(
             both, prob=prob / 2, rotate_range=0.26, scale_range=0.1, mode=("bilinear", "nearest"), padding_mode="zeros"
         ),
+        *([RandFlairForChannelsd(image_key, prob=flair_prob)] if flair_prob > 0 else []),
         RandAdjustContrastd(image_key, prob=prob / 2, gamma=(0.8, 1.25)),
         RandShiftIntensityd(image_key, offsets=0.05, prob=prob / 2),
         RandScaleIntensityd(image_key, factors=0.1, prob=prob / 2),

@@ -31,3 +31,20 @@ def test_shipped_model_on_validation_split(medkit_data, tmp_path, bundle, folder
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n_cases"] == n_cases  # cases never seen in training
     assert metrics["auc"] > min_auc and metrics["accuracy"] > min_accuracy
+
+
+@pytest.mark.realdata
+def test_shipped_brain_pipeline_on_held_out_patients(medkit_data, tmp_path):
+    """The brain pair on the test patients of its own split (no checkpoint, threshold or option saw them)."""
+    seg = os.path.join(BUNDLES, "brain_mri_segmentation")
+    cls = os.path.join(BUNDLES, "brain_mri_classification")
+    if not all(os.path.isfile(os.path.join(b, "models", "model.pt")) for b in (seg, cls)):
+        pytest.skip("the brain bundles ship no models")
+    data = os.path.join(medkit_data, "lgg-mri-segmentation")
+    args = ["evaluate", seg, data, "--split", "test", "--out", str(tmp_path), "--set", "n_worst=2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["n_cases"] == 6 and metrics["n_slices"] == 183
+    assert metrics["dice_patient_mean"] > MIN_BRAIN["dice_patient_mean"]
+    assert metrics["auc"] > MIN_BRAIN["auc"] and metrics["sensitivity"] > MIN_BRAIN["sensitivity"]

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from monai.transforms import Compose
+
+from medkit.data.inference import error_message
+from medkit.transforms import mri_slice_preprocessing, segmentation_augmentation
+from medkit.transforms.mri import RandFlairForChannelsd
+
+
+@pytest.fixture
+def slice_files(tmp_path):
+    rng = np.random.default_rng(0)
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[8:56, 8:56] = rng.integers(20, 60, (48, 48, 3))
+    image[..., 1] = image[..., 1] * 3  # FLAIR windowed brighter than the others
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:30, 25:40] = 255
+    tifffile.imwrite(tmp_path / "c_1.tif", image, compression="zlib", predictor=True)
+    tifffile.imwrite(tmp_path / "c_1_mask.tif", mask)
+    return str(tmp_path / "c_1.tif"), str(tmp_path / "c_1_mask.tif")
+
+
+def test_preprocessing_fixed_and_per_channel(slice_files):
+    image, mask = slice_files
+    fixed = Compose(mri_slice_preprocessing("image", "label"))({"image": image, "label": mask})
+    assert fixed["image"].shape == (3, 64, 64) and fixed["label"].shape == (1, 64, 64)
+    assert set(fixed["label"].unique().tolist()) == {0.0, 1.0} and fixed["label"].sum() == 150
+    assert fixed["image_path"] == image
+    means = fixed["image"].mean(dim=(1, 2))
+    assert means[1] > 2 * means[0]  # the fixed 0..255 range keeps FLAIR brighter
+    per = Compose(mri_slice_preprocessing("image", "label", per_channel_percentile=99.5))({"image": image})
+    assert "label" not in per  # masks are optional (inference)
+    assert torch.allclose(per["image"].amax(dim=(1, 2)), torch.ones(3))
+    m = per["image"].mean(dim=(1, 2))
+    assert m.max() / m.min() < 1.3  # channels windowed alike
+
+
+def test_a_mask_given_as_image_is_reported_by_name(slice_files):
+    _, mask = slice_files
+    with pytest.raises(Exception) as info:
+        Compose(mri_slice_preprocessing("image"))({"image": mask})
+    assert error_message(info.value, mask) == f"{mask}: has 1 channel(s), expected 3 (a mask or grey image?)"
+
+
+def test_flair_replaces_the_other_channels():
+    img = torch.stack([torch.full((4, 4), float(v)) for v in (1, 2, 3)])
+    t = RandFlairForChannelsd("image", prob=1.0)
+    out = t({"image": img})["image"]
+    assert torch.equal(out, torch.full((3, 4, 4), 2.0)) and img[0, 0, 0] == 1  # the input is left alone
+    assert torch.equal(RandFlairForChannelsd("image", prob=0.0)({"image": img})["image"], img)
+
+
+def test_segmentation_patches_follow_the_mask(slice_files):
+    image, mask = slice_files
+    d = Compose(mri_slice_preprocessing("image", "label"))({"image": image, "label": mask})
+    aug = Compose(segmentation_augmentation(patch_size=(32, 32), pos=1.0, neg=0.0, flair_prob=0.5))
+    aug.set_random_state(0)
+    for _ in range(4):
+        out = aug(d)[0]
+        assert out["image"].shape == (3, 32, 32) and out["label"].shape == (1, 32, 32)
+        assert out["label"].sum() > 0  # positive-centred patches contain tumour

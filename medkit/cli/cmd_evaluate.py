@@ -14,6 +14,7 @@ from medkit.cli.common import (
     existing_dir,
     override_option,
     parse_overrides,
+    split_option,
     two_stage_settings,
 )
 
@@ -35,13 +36,7 @@ SHOWN = (
 @bundle_argument
 @click.argument("data_root")
 @click.option("--out", "out_dir", required=True, help="Folder for metrics.json, predictions.csv and plots.")
-@click.option(
-    "--split",
-    type=click.Choice(["all", "training", "validation", "test"]),
-    default="all",
-    show_default=True,
-    help="Which images of DATA_ROOT: all, or one split of the bundle's patient-level split.",
-)
+@split_option("all", "Which images of DATA_ROOT: all, or one split of the bundle's patient-level split.")
 @click.option("--checkpoint", default=None, help="Weights to evaluate (default: the bundle's models/model.pt).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold of the classifier.")
 @classifier_options

@@ -8,7 +8,14 @@ import tempfile
 
 import click
 
-from medkit.cli.common import attach_progress, bundle_argument, existing_dir, override_option, parse_overrides
+from medkit.cli.common import (
+    attach_progress,
+    bundle_argument,
+    existing_dir,
+    override_option,
+    parse_overrides,
+    split_option,
+)
 
 
 @click.command("threshold")
@@ -20,13 +27,7 @@ from medkit.cli.common import attach_progress, bundle_argument, existing_dir, ov
     default=None,
     help="Target recall of the positive class [the bundle's medkit.target_recall, else 0.95].",
 )
-@click.option(
-    "--split",
-    type=click.Choice(["validation", "training", "test", "all"]),
-    default="validation",
-    show_default=True,
-    help="Which images of the bundle's patient-level split to tune on (never the one you report).",
-)
+@split_option("validation", "Which images of the bundle's patient-level split to tune on (never the one you report).")
 @click.option("--write", is_flag=True, help="Store the threshold in the bundle's metadata.json (medkit.threshold).")
 @override_option
 def command(bundle: str, data_root: str, recall: float | None, split: str, write: bool, overrides) -> None:

@@ -12,6 +12,7 @@ __all__ = [
     "bundle_argument",
     "override_option",
     "classifier_options",
+    "split_option",
     "two_stage_settings",
     "parse_overrides",
     "attach_progress",
@@ -33,6 +34,17 @@ override_option = click.option(
     metavar="ID=VALUE",
     help="Override a config id, e.g. --set batch_size=16 (VALUE is read as JSON, else as text). Repeatable.",
 )
+
+
+def split_option(default: str, help: str):
+    """``--split`` over the bundle's patient-level split (``all``, ``training``, ``validation``, ``test``)."""
+    return click.option(
+        "--split",
+        type=click.Choice(["all", "training", "validation", "test"]),
+        default=default,
+        show_default=True,
+        help=help,
+    )
 
 
 def classifier_options(func):

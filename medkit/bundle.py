@@ -267,6 +267,11 @@ def _unpack_zip(path: str) -> str:
     raise MedkitError(f"{path}: zip holds no bundle (no configs/metadata.json)")
 
 
+def task_type(bundle_dir: str) -> str:
+    """The bundle's ``medkit.task_type`` from its metadata (``"classification"``, ``"segmentation"``), or ``""``."""
+    return load_metadata(bundle_dir).get("medkit", {}).get("task_type", "")
+
+
 def classifier_gate(
     bundle: str | None, device: Any = "cpu", threshold: float | None = None, beside: str | None = None
 ) -> dict:
@@ -285,8 +290,6 @@ def classifier_gate(
     """
     if not bundle:
         return {}
-    from monai.bundle import ConfigParser
-
     from medkit.networks.weights import load_pretrained
 
     name = os.fspath(bundle)
@@ -298,11 +301,7 @@ def classifier_gate(
     model_file = os.path.join(bundle_dir, "models", "model.pt")
     if not os.path.isfile(model_file):
         raise MedkitError(f"{model_file}: the classifier bundle has no trained weights")
-    parser = ConfigParser()
-    parser.read_meta(os.path.join(bundle_dir, "configs", "metadata.json"))
-    parser.read_config(os.path.join(bundle_dir, "configs", WORKFLOW_FILES["infer"]))
-    parser["bundle_root"] = bundle_dir
-    network = load_pretrained(parser.get_parsed_content("network_def"), model_file, strict=True)
+    network = load_pretrained(meta_component(bundle_dir, "network_def"), model_file, strict=True)
     fmt = meta["network_data_format"]
     chosen = meta["medkit"].get("threshold", 0.5) if threshold is None else threshold
     return {

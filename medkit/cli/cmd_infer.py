@@ -24,9 +24,9 @@ TABLE_SUFFIXES = (".csv", ".json")
 
 
 def _is_segmentation(bundle: str) -> bool:
-    from medkit.bundle import load_metadata
+    from medkit.bundle import task_type
 
-    return load_metadata(bundle).get("medkit", {}).get("task_type") == "segmentation"
+    return task_type(bundle) == "segmentation"
 
 
 def _output_settings(bundle: str, out: str | None) -> dict:

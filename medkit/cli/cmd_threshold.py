@@ -38,16 +38,14 @@ def command(bundle: str, data_root: str, recall: float | None, split: str, write
     """
     import numpy as np
 
-    from medkit.bundle import create_workflow, load_metadata
+    from medkit.bundle import create_workflow, load_metadata, task_type
     from medkit.errors import MedkitError
     from medkit.io.atomic import write_json_atomic
     from medkit.metrics.classification import classification_report, threshold_for_recall
 
-    meta = load_metadata(bundle)
-    info = meta.get("medkit", {})
-    if info.get("task_type") != "classification":
+    if task_type(bundle) != "classification":
         raise MedkitError(f"{bundle}: not a classification bundle; thresholds are tuned on classifiers")
-    target = recall if recall is not None else float(info.get("target_recall", 0.95))
+    target = recall if recall is not None else float(load_metadata(bundle)["medkit"].get("target_recall", 0.95))
     with tempfile.TemporaryDirectory(prefix="medkit-threshold-") as scratch:
         settings = {"dataset_dir": existing_dir(data_root, "data"), "output_dir": scratch, "split": split, "n_worst": 0}
         settings.update(parse_overrides(overrides))

@@ -66,16 +66,15 @@ def two_stage_settings(bundle_dir: str, classifier: str | None, no_classifier: b
     Raises:
         click.UsageError: a classifier is asked of a bundle that is not a segmentation bundle.
     """
-    from medkit.bundle import load_metadata
+    from medkit.bundle import load_metadata, task_type
 
-    info = load_metadata(bundle_dir).get("medkit", {})
-    if info.get("task_type") != "segmentation":
+    if task_type(bundle_dir) != "segmentation":
         if classifier:
             raise click.UsageError(f"{bundle_dir}: --classifier applies to segmentation bundles only")
         return {}
     if no_classifier:
         return {"classifier_bundle": ""}
-    chosen = classifier or info.get("classifier_bundle", "")
+    chosen = classifier or load_metadata(bundle_dir)["medkit"].get("classifier_bundle", "")
     return {"classifier_bundle": chosen} if chosen else {}
 
 

@@ -162,9 +162,9 @@ def build_lgg_datalist(
     per_patient: dict[str, list[int]] = defaultdict(list)
     for item in items:
         per_patient[item["patient"]].append(item["label"])
-    strata = {
-        p: int(np.mean(v) >= np.median([np.mean(w) for w in per_patient.values()])) for p, v in per_patient.items()
-    }
+    share = {p: float(np.mean(v)) for p, v in per_patient.items()}
+    median_share = float(np.median(list(share.values())))
+    strata = {p: int(s >= median_share) for p, s in share.items()}
     keyed = [{"patient": p, "label": s} for p, s in strata.items()]
     rest, test_p = split_by_patient(keyed, test_fraction, seed=seed)
     train_p, val_p = split_by_patient(rest, val_fraction / (1.0 - test_fraction), seed=seed + 1)

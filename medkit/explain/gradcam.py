@@ -7,8 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from medkit.io.atomic import atomic_path
-
 __all__ = ["gradcam_maps", "overlay_heatmap", "save_overlay"]
 
 
@@ -61,8 +59,6 @@ def overlay_heatmap(image: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> 
 
 def save_overlay(path: str, image: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> str:
     """Write the overlay as PNG through a temporary file; returns ``path``."""
-    from PIL import Image
+    from medkit.explain.overlay import save_rgb_png
 
-    with atomic_path(path) as tmp:
-        Image.fromarray(overlay_heatmap(image, heat, alpha)).save(tmp, format="PNG")
-    return path
+    return save_rgb_png(overlay_heatmap(image, heat, alpha), path)

@@ -13,7 +13,7 @@ from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
 from medkit.io.atomic import write_json_atomic, write_table_atomic
 from medkit.metrics.classification import classification_report
 from medkit.metrics.plots import plot_image_grid
-from medkit.metrics.segmentation import dice_counts, segmentation_report
+from medkit.metrics.segmentation import dice_from_counts, segmentation_report, slice_record
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -67,16 +67,10 @@ class SegmentationReportWriter(EpochCollector):
     def _collect(self, engine: Engine) -> None:
         for out, item in decollated(engine):
             pred, truth = _to_numpy(out["pred"]), _to_numpy(out["label"])
-            i, p, g = dice_counts(pred, truth)
             case = str(item.get(self.case_key, ""))
-            record = {
-                "case": case,
-                "slice": item.get("slice", ""),
-                "image": str(item.get(self.path_key, "")),
-                "intersection": i,
-                "pred_pixels": p,
-                "true_pixels": g,
-            }
+            record = slice_record(pred, truth, case)
+            record.update(slice=item.get("slice", ""), image=str(item.get(self.path_key, "")))
+            g, p = record["true_pixels"], record["pred_pixels"]
             if self.prob_key in out:
                 record["tumour_probability"] = float(_to_numpy(out[self.prob_key]).ravel()[0])
             self.records.append(record)
@@ -97,9 +91,8 @@ class SegmentationReportWriter(EpochCollector):
             report["classification"] = {**cls, "threshold": self.threshold}
         os.makedirs(self.output_dir, exist_ok=True)
         for r in self.records:
-            r["dice"] = (
-                round(2 * r["intersection"] / (r["pred_pixels"] + r["true_pixels"]), 6) if r["true_pixels"] else ""
-            )
+            counts = (r["intersection"], r["pred_pixels"], r["true_pixels"])
+            r["dice"] = round(dice_from_counts(*counts), 6) if r["true_pixels"] else ""
         columns = ["case", "slice", "image", "true_pixels", "pred_pixels", "intersection", "dice", "tumour_probability"]
         write_table_atomic(self.records, columns, os.path.join(self.output_dir, "per_slice.csv"))
         self._plot_worst(report["per_case"])

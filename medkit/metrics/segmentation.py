@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from ignite.metrics import Metric
 
-__all__ = ["dice_counts", "dice_from_counts", "segmentation_report", "PatientDice"]
+__all__ = ["dice_counts", "dice_from_counts", "slice_record", "segmentation_report", "PatientDice"]
 
 
 def dice_counts(pred, label) -> tuple[int, int, int]:
@@ -23,6 +23,12 @@ def dice_from_counts(intersection: float, pred_sum: float, true_sum: float) -> f
     """``2 I / (P + G)``; 1.0 when both masks are empty (nothing to find, nothing found)."""
     total = pred_sum + true_sum
     return 1.0 if total == 0 else 2.0 * intersection / total
+
+
+def slice_record(pred, label, case: str) -> dict:
+    """``{"case", "intersection", "pred_pixels", "true_pixels"}`` of one slice, the input of ``segmentation_report``."""
+    i, p, g = dice_counts(pred, label)
+    return {"case": case, "intersection": i, "pred_pixels": p, "true_pixels": g}
 
 
 def segmentation_report(records: Iterable[Mapping]) -> dict:
@@ -82,10 +88,7 @@ class PatientDice(Metric):
 
     def update(self, output) -> None:
         for out, item in output:
-            i, p, g = dice_counts(out["pred"], out["label"])
-            self.records.append(
-                {"case": item.get(self.case_key, ""), "intersection": i, "pred_pixels": p, "true_pixels": g}
-            )
+            self.records.append(slice_record(out["pred"], out["label"], item.get(self.case_key, "")))
 
     def iteration_completed(self, engine) -> None:
         from medkit.handlers.report_writer import decollated

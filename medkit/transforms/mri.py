@@ -140,7 +140,7 @@ def mri_slice_preprocessing(
 def mri_slice_augmentation(
     keys: str | Sequence[str] = "image", prob: float = 0.5, flair_prob: float = 0.0
 ) -> list[Transform]:
-    """Slice-classifier augmentation: flips, right-angle turns, small affine, contrast and intensity jitter.
+    """Slice-classifier augmentation: left-right flips, small affine, contrast and intensity jitter.
 
     Axial brain slices have no fixed left/right in this set, so flips are safe. ``flair_prob`` > 0 also
     replaces the pre-/post-contrast channels by FLAIR at that rate (``RandFlairForChannelsd``).

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import threading
 from collections.abc import Hashable, Mapping, Sequence
 
+import numpy as np
+import torch
 from monai.config import KeysCollection
 from monai.transforms import (
     AsDiscreted,
@@ -24,13 +29,15 @@ from monai.transforms import (
 )
 
 from medkit.errors import InputFileError
-from medkit.io.tiff import TiffReader
+from medkit.io.tiff import TiffReader, read_tiff
 from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadWithReaderd
 
 __all__ = [
     "RequireChannelsd",
     "RandFlairForChannelsd",
+    "CaseChannelScaled",
+    "case_channel_scale",
     "mri_slice_preprocessing",
     "mri_slice_augmentation",
     "segmentation_augmentation",
@@ -60,6 +67,83 @@ class RandFlairForChannelsd(RandomizableTransform, MapTransform):
             for t in chosen:
                 img[t] = img[self.source]
             d[key] = img
+        return d
+
+
+def _case_files(path: str) -> list[str]:
+    """The slices of ``path``'s case: files beside it named ``<case>_<n>.<ext>`` (masks left out), else itself."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    case, sep, number = stem.rpartition("_")
+    if not sep or not number.isdigit():
+        return [path]
+    pattern = os.path.join(glob.escape(folder), glob.escape(case) + "_*" + glob.escape(ext))
+    found = [f for f in glob.glob(pattern) if os.path.splitext(f)[0].rpartition("_")[2].isdigit()]
+    return sorted(found) or [path]
+
+
+def case_channel_scale(files: Sequence[str], percentile: float = 99.0) -> np.ndarray:
+    """Per channel, the ``percentile`` of the non-zero (brain) pixels over all readable slices in ``files``.
+
+    Unreadable slices are skipped (they fail by name when loaded themselves); channels with no non-zero
+    pixel get 1.
+    """
+    pixels: list[np.ndarray] = []
+    for f in files:
+        try:
+            image = read_tiff(f)
+        except (InputFileError, OSError, ValueError):
+            continue
+        if image.ndim == 3:
+            pixels.append(image.reshape(-1, image.shape[-1]))
+    if not pixels:
+        return np.ones(1, np.float32)
+    stacked = np.concatenate(pixels).astype(np.float32)
+    scale = np.ones(stacked.shape[1], np.float32)
+    for c in range(stacked.shape[1]):
+        brain = stacked[:, c][stacked[:, c] > 0]
+        if brain.size:
+            scale[c] = max(float(np.percentile(brain, percentile)), 1e-6)
+    return scale
+
+
+class CaseChannelScaled(MapTransform):
+    """Divide each channel by its ``percentile`` over the whole case (patient volume), clip to ``[0, clip]``.
+
+    The LGG sequences are windowed differently per patient (one patient's FLAIR is three times darker than
+    another's), and scaling per slice inflates noise in slices with little brain. This scales per case:
+    the case is found from the file name (``<case>_<n>.tif`` and its siblings ``<case>_*.tif`` in the same
+    folder, as in the set's folders and in MONAI Label's flat datastore); a file without a slice number is
+    its own case. Scales are computed once per case and kept.
+
+    Reads ``<key>_path`` (``KeepPathd``) for the file name; the image must be channel-first.
+    """
+
+    def __init__(self, keys: KeysCollection, percentile: float = 99.0, clip: float = 1.5) -> None:
+        super().__init__(keys)
+        self.percentile = float(percentile)
+        self.clip = float(clip)
+        self._scales: dict[tuple[str, ...], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def scale_for(self, path: str) -> np.ndarray:
+        files = tuple(_case_files(path))
+        with self._lock:
+            if files not in self._scales:
+                self._scales[files] = case_channel_scale(files, self.percentile)
+            return self._scales[files]
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            scale = self.scale_for(str(d.get(f"{key}_path", "")))
+            if scale.shape[0] != img.shape[0]:  # no readable case file: scale this image by itself
+                flat = img.reshape(img.shape[0], -1).float()
+                scale = np.array([max(float(torch.quantile(c[c > 0], self.percentile / 100)), 1e-6)
+                                  if (c > 0).any() else 1.0 for c in flat], np.float32)
+            factor = torch.as_tensor(scale, dtype=torch.float32).reshape(-1, *([1] * (img.ndim - 1)))
+            d[key] = (img / factor.to(img.device)).clamp(0.0, self.clip)
         return d
 
 
@@ -97,6 +181,7 @@ def mri_slice_preprocessing(
     intensity_range: Sequence[float] = (0.0, 255.0),
     channels: int | None = 3,
     per_channel_percentile: float | None = None,
+    case_percentile: float | None = None,
 ) -> list[Transform]:
     """Keep each path under ``<key>_path``, load TIFF slices channel-first, scale intensities to ``[0, 1]``.
 
@@ -111,17 +196,25 @@ def mri_slice_preprocessing(
         channels: channels an image must have (``None``: any); others fail with a one-line error naming the file.
         per_channel_percentile: instead of the fixed range, scale each channel of each slice from 0 to this
             percentile (e.g. 99.5), so sequences windowed brighter or darker per patient line up.
+        case_percentile: instead, divide each channel by this percentile of its brain pixels over the whole
+            case (``CaseChannelScaled``: the patient's slices beside the file), clipped to ``[0, 1.5]``.
     """
     keys, mask_keys = _as_list(keys), _as_list(mask_keys)
+    if case_percentile is not None:
+        scaling: Transform = CaseChannelScaled(keys, percentile=case_percentile)
+    elif per_channel_percentile is not None:
+        scaling = ScaleIntensityRangePercentilesd(
+            keys, lower=0.0, upper=float(per_channel_percentile), b_min=0.0, b_max=1.0, clip=True, channel_wise=True
+        )
+    else:
+        scaling = ScaleIntensityRanged(
+            keys, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True
+        )
     chain: list[Transform] = [
         KeepPathd(keys),
         LoadWithReaderd(keys, TiffReader()),
         *([RequireChannelsd(keys, channels)] if channels else []),
-        ScaleIntensityRanged(keys, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True)
-        if per_channel_percentile is None
-        else ScaleIntensityRangePercentilesd(
-            keys, lower=0.0, upper=float(per_channel_percentile), b_min=0.0, b_max=1.0, clip=True, channel_wise=True
-        ),
+        scaling,
     ]
     if mask_keys:  # masks are optional: inference data has none
         chain += [

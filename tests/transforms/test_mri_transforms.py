@@ -63,3 +63,28 @@ def test_segmentation_patches_follow_the_mask(slice_files):
         out = aug(d)[0]
         assert out["image"].shape == (3, 32, 32) and out["label"].shape == (1, 32, 32)
         assert out["label"].sum() > 0  # positive-centred patches contain tumour
+
+
+def test_case_scaling_uses_the_whole_patient(tmp_path):
+    from medkit.transforms.mri import CaseChannelScaled, case_channel_scale
+
+    rng = np.random.default_rng(1)
+    for n, gain in ((1, 1), (2, 2), (3, 4)):  # brighter slices further up the case
+        image = np.zeros((32, 32, 3), np.uint8)
+        image[4:28, 4:28] = rng.integers(10, 50, (24, 24, 3)) * gain
+        tifffile.imwrite(tmp_path / f"p_{n}.tif", image)
+    tifffile.imwrite(tmp_path / "p_1_mask.tif", np.zeros((32, 32), np.uint8))
+    tifffile.imwrite(tmp_path / "q_1.tif", np.full((32, 32, 3), 7, np.uint8))  # another case beside it
+    files = [str(tmp_path / f"p_{n}.tif") for n in (1, 2, 3)]
+    expected = case_channel_scale(files, 99.0)
+    every = np.concatenate([tifffile.imread(f).reshape(-1, 3) for f in files]).astype(np.float32)
+    assert np.allclose(expected, [np.percentile(c[c > 0], 99.0) for c in every.T])
+    chain = Compose(mri_slice_preprocessing("image", case_percentile=99.0))
+    first, last = chain({"image": files[0]})["image"], chain({"image": files[2]})["image"]
+    assert torch.allclose(first * expected.reshape(3, 1, 1), torch.as_tensor(tifffile.imread(files[0])).permute(2, 0, 1).float(), atol=1e-3)
+    assert last.mean() > 2 * first.mean()  # one scale per case keeps the slices' relative brightness
+    assert float(last.max()) <= 1.5
+    alone = chain({"image": str(tmp_path / "q_1.tif")})["image"]
+    assert torch.allclose(alone, torch.ones_like(alone))  # its own case: 7 / 7
+    t = CaseChannelScaled("image")
+    assert t.scale_for(files[1]) is t.scale_for(files[0])  # computed once per case

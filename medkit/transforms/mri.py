@@ -140,8 +140,13 @@ class CaseChannelScaled(MapTransform):
             scale = self.scale_for(str(d.get(f"{key}_path", "")))
             if scale.shape[0] != img.shape[0]:  # no readable case file: scale this image by itself
                 flat = img.reshape(img.shape[0], -1).float()
-                scale = np.array([max(float(torch.quantile(c[c > 0], self.percentile / 100)), 1e-6)
-                                  if (c > 0).any() else 1.0 for c in flat], np.float32)
+                scale = np.array(
+                    [
+                        max(float(torch.quantile(c[c > 0], self.percentile / 100)), 1e-6) if (c > 0).any() else 1.0
+                        for c in flat
+                    ],
+                    np.float32,
+                )
             factor = torch.as_tensor(scale, dtype=torch.float32).reshape(-1, *([1] * (img.ndim - 1)))
             d[key] = (img / factor.to(img.device)).clamp(0.0, self.clip)
         return d

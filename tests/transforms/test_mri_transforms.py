@@ -81,7 +81,8 @@ def test_case_scaling_uses_the_whole_patient(tmp_path):
     assert np.allclose(expected, [np.percentile(c[c > 0], 99.0) for c in every.T])
     chain = Compose(mri_slice_preprocessing("image", case_percentile=99.0))
     first, last = chain({"image": files[0]})["image"], chain({"image": files[2]})["image"]
-    assert torch.allclose(first * expected.reshape(3, 1, 1), torch.as_tensor(tifffile.imread(files[0])).permute(2, 0, 1).float(), atol=1e-3)
+    raw = torch.as_tensor(tifffile.imread(files[0])).permute(2, 0, 1).float()
+    assert torch.allclose(first * expected.reshape(3, 1, 1), raw, atol=1e-3)
     assert last.mean() > 2 * first.mean()  # one scale per case keeps the slices' relative brightness
     assert float(last.max()) <= 1.5
     alone = chain({"image": str(tmp_path / "q_1.tif")})["image"]

@@ -13,7 +13,7 @@ from monai.data import Dataset
 from medkit.data.folders import list_image_files
 from medkit.errors import InputFileError
 
-__all__ = ["inference_datalist", "TolerantDataset", "error_message"]
+__all__ = ["inference_datalist", "series_datalist", "TolerantDataset", "error_message"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,62 @@ def inference_datalist(
     return items
 
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def _is_nifti(path: str) -> bool:
+    return path.lower().endswith(NIFTI_SUFFIXES)
+
+
+def _series_patient(folder: str) -> str:
+    """Patient id of a series folder: its parent's name in the RSNA layout (``<patient_id>/<series_id>``, both
+    numbers), else the folder's own name."""
+    folder = os.path.abspath(folder)
+    name, parent = os.path.basename(folder), os.path.basename(os.path.dirname(folder))
+    return parent if name.isdigit() and parent.isdigit() else name
+
+
+def series_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") -> list[dict]:
+    """One ``{key: path, "patient": id}`` item per CT volume found in ``inputs``.
+
+    A NIfTI file is one volume (patient: its name without suffix); a folder holding files is one DICOM series
+    (its NIfTI files, if any, are volumes of their own); a folder holding only folders is searched below (a
+    patient folder with series folders, or the competition's ``train_images``). Inputs that do not exist are
+    kept, so reading them fails and they are reported by name.
+    """
+    items: list[dict] = []
+
+    def walk(folder: str) -> None:
+        names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        files = [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
+        volumes = [f for f in files if _is_nifti(f)]
+        for f in volumes:
+            items.append({key: f, "patient": _nifti_patient(f)})
+        if len(files) > len(volumes):
+            items.append({key: folder, "patient": _series_patient(folder)})
+        for n in names:
+            if os.path.isdir(os.path.join(folder, n)):
+                walk(os.path.join(folder, n))
+
+    for raw in inputs:
+        path = os.path.abspath(os.path.expanduser(os.fspath(raw)))
+        if os.path.isdir(path):
+            before = len(items)
+            walk(path)
+            if len(items) == before:
+                logger.warning("%s: folder holds no CT volume", path)
+        elif os.path.isfile(path) and _is_nifti(path):
+            items.append({key: path, "patient": _nifti_patient(path)})
+        else:
+            items.append({key: path, "patient": os.path.basename(path)})
+    return items
+
+
+def _nifti_patient(path: str) -> str:
+    name = os.path.basename(path)
+    return name[: -len(next(s for s in NIFTI_SUFFIXES if name.lower().endswith(s)))] if _is_nifti(path) else name
+
+
 def error_message(exc: BaseException, path: str) -> str:
     """One line naming ``path`` and the problem, from an exception possibly wrapped by MONAI's transforms."""
     seen = exc
@@ -114,5 +170,7 @@ class TolerantDataset(Dataset):
             logger.error(message)
             failed = {k: torch.as_tensor(v).clone() for k, v in self.placeholder.items()}
             failed.update({f"{k}_path": str(item.get(k, "")) for k in self.placeholder})
+            # identifiers (patient, case, slice number) stay, so the failure is reported where it belongs
+            failed.update({k: v for k, v in item.items() if k not in failed and isinstance(v, (str, int))})
             failed["error"] = message
             return failed

@@ -7,6 +7,7 @@ from medkit.handlers.prediction_writer import PredictionWriter
 from medkit.handlers.report_writer import ClassificationReportWriter
 from medkit.handlers.segmentation_report import SegmentationReportWriter
 from medkit.handlers.segmentation_writer import SegmentationWriter
+from medkit.handlers.submission_writer import SubmissionWriter
 
 __all__ = [
     "GradCAMSaver",
@@ -14,4 +15,5 @@ __all__ = [
     "PredictionWriter",
     "SegmentationReportWriter",
     "SegmentationWriter",
+    "SubmissionWriter",
 ]

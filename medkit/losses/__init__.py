@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from medkit.losses.focal import FocalLoss, classification_loss
+from medkit.losses.rsna import RSNAWeightedLoss
 from medkit.losses.tversky import SEGMENTATION_LOSSES, FocalTverskyLoss, segmentation_loss
 
-__all__ = ["FocalLoss", "classification_loss", "FocalTverskyLoss", "segmentation_loss", "SEGMENTATION_LOSSES"]
+__all__ = [
+    "RSNAWeightedLoss",
+    "FocalLoss",
+    "classification_loss",
+    "FocalTverskyLoss",
+    "segmentation_loss",
+    "SEGMENTATION_LOSSES",
+]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from medkit.networks.multihead import MultiHeadClassifier
 from medkit.networks.resunet import ResEncoderClassifier, ResUNet
 from medkit.networks.weights import load_pretrained, sha256_of
 
-__all__ = ["ResUNet", "ResEncoderClassifier", "load_pretrained", "sha256_of"]
+__all__ = ["MultiHeadClassifier", "ResUNet", "ResEncoderClassifier", "load_pretrained", "sha256_of"]

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from medkit.transforms.classification import classification_postprocessing
+from medkit.transforms.ct import (
+    ABDOMINAL_WINDOWS,
+    CTWindowsd,
+    GroupSoftmaxd,
+    ct_augmentation,
+    ct_preprocessing,
+    rsna_postprocessing,
+)
 from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadWithReaderd, LoadXRayd
 from medkit.transforms.mri import mri_slice_augmentation, mri_slice_preprocessing, segmentation_augmentation
@@ -10,6 +18,12 @@ from medkit.transforms.segmentation import segmentation_postprocessing
 from medkit.transforms.xray import xray_augmentation, xray_preprocessing
 
 __all__ = [
+    "ABDOMINAL_WINDOWS",
+    "CTWindowsd",
+    "ct_preprocessing",
+    "ct_augmentation",
+    "GroupSoftmaxd",
+    "rsna_postprocessing",
     "KeepPathd",
     "LoadWithReaderd",
     "LoadXRayd",

@@ -16,13 +16,20 @@ class KeepPathd(MapTransform):
     Args:
         keys: keys of the file paths.
         allow_missing_keys: do not raise when a key is absent.
+        from_meta: take the path from a loaded image's ``filename_or_obj`` meta instead (for chains that must
+            not hold ``<key>_path`` early: MONAI's ``Spacingd`` takes every ``<key>_*`` entry of a NIfTI input
+            for a meta dictionary).
     """
 
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, from_meta: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.from_meta = from_meta
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            d.setdefault(f"{key}_path", d[key])
+            value = d[key]
+            if self.from_meta:
+                value = str(getattr(value, "meta", {}).get("filename_or_obj", ""))
+            d.setdefault(f"{key}_path", value)
         return d

@@ -1,0 +1,176 @@
+"""RSNA 2023 Abdominal Trauma Detection layout -> a MONAI datalist of CT series with per-organ labels.
+
+Layout (as the competition publishes it)::
+
+    <root>/train.csv                      patient_id, one-hot columns per organ, any_injury
+    <root>/train_series_meta.csv          patient_id, series_id, aortic_hu, incomplete_organ
+    <root>/train_images/<patient_id>/<series_id>/<instance_number>.dcm
+
+Each series is one item ``{"image": <series folder>, "patient", "series", "label": [bowel, extravasation, kidney,
+liver, spleen], "any_injury", "aortic_hu"}`` (labels as in ``medkit.metrics.rsna.TARGETS``: 0 healthy, 1 injury
+or low, 2 high). A patient's series all go to the same side of the split.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections import Counter
+
+from medkit.data.folders import list_subfolders
+from medkit.data.splits import split_by_patient
+from medkit.errors import DatasetLayoutError, InputFileError
+from medkit.metrics.rsna import TARGET_NAMES
+
+__all__ = ["build_rsna_datalist", "read_series_meta", "label_vector", "patient_stratum"]
+
+logger = logging.getLogger(__name__)
+
+
+def read_series_meta(path: str) -> dict[tuple[str, str], dict]:
+    """``(patient_id, series_id)`` -> ``{"aortic_hu": float | None, "incomplete_organ": int}``; ``{}`` if no file."""
+    if not os.path.isfile(path):
+        return {}
+    out: dict[tuple[str, str], dict] = {}
+    with open(path, newline="") as f:
+        for n, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                key = (str(int(float(row["patient_id"]))), str(int(float(row["series_id"]))))
+                hu = row.get("aortic_hu", "")
+                out[key] = {
+                    "aortic_hu": float(hu) if hu not in ("", None) else None,
+                    "incomplete_organ": int(float(row.get("incomplete_organ") or 0)),
+                }
+            except (KeyError, ValueError) as e:
+                raise InputFileError(path, f"row {n}: {e}") from None
+    return out
+
+
+def label_vector(labels: dict[str, int]) -> list[int]:
+    """The five target labels of one patient in ``TARGETS`` order."""
+    return [int(labels[name]) for name in TARGET_NAMES]
+
+
+def _series_problem(folder: str) -> str | None:
+    """``None`` when every file of ``folder`` has a readable DICOM header, else the first problem found."""
+    import pydicom
+
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith(".") or not os.path.isfile(path):
+            continue
+        try:
+            pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception as e:  # pydicom raises several types for damaged files
+            return f"{name}: not a readable DICOM file ({type(e).__name__})"
+    return None
+
+
+def patient_stratum(label: list[int]) -> str:
+    """A patient's split stratum: the rarest injury it has (extravasation, bowel, high grade, low grade) or healthy."""
+    bowel, extravasation, *organs = label
+    if extravasation:
+        return "extravasation"
+    if bowel:
+        return "bowel"
+    return "high" if max(organs) == 2 else "low" if max(organs) == 1 else "healthy"
+
+
+def build_rsna_datalist(
+    dataset_dir: str,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    images_dir: str = "train_images",
+    check_images: bool = False,
+    progress: bool = False,
+) -> dict:
+    """A MONAI datalist of every labelled series under ``dataset_dir``, split by patient (training/validation/test).
+
+    Patients are stratified by their rarest injury (``patient_stratum``) so that the few extravasation and bowel
+    injuries reach every split. Patients of ``train.csv`` without image folders are counted in ``"missing"``;
+    series folders without files, or of patients missing from ``train.csv``, are reported in ``"skipped"``.
+    With ``check_images`` every file's DICOM header is read and series with unreadable files are left out
+    (pixels are decoded when a series is loaded, where a failure names the file).
+
+    Raises:
+        DatasetLayoutError: no ``train.csv``, or no series folder of a labelled patient.
+    """
+    from medkit.data.synthetic_ct import read_rsna_labels
+
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
+    root = os.path.abspath(os.path.expanduser(os.fspath(dataset_dir)))
+    labels_csv = os.path.join(root, "train.csv")
+    if not os.path.isfile(labels_csv):
+        raise DatasetLayoutError(root, "no train.csv (the RSNA 2023 label table) in this folder")
+    labels = read_rsna_labels(labels_csv)
+    meta = read_series_meta(os.path.join(root, "train_series_meta.csv"))
+    images = os.path.join(root, images_dir)
+    if not os.path.isdir(images):
+        raise DatasetLayoutError(
+            root,
+            f"no {images_dir}/ folder: the RSNA CT images are not here (only the tables?); "
+            "`medkit prepare rsna-synthetic` writes a look-alike set to train and test the pipeline on",
+        )
+    skipped: list[dict] = []
+    items: list[dict] = []
+    patients = list_subfolders(images)
+    if progress:
+        from tqdm import tqdm
+
+        patients = tqdm(patients, desc="reading series headers", unit="patient")
+    for patient in patients:
+        if patient not in labels:
+            skipped.append({"file": os.path.join(images, patient), "problem": "patient not in train.csv (left out)"})
+            continue
+        for series in list_subfolders(os.path.join(images, patient)):
+            folder = os.path.join(images, patient, series)
+            if not any(not n.startswith(".") for n in os.listdir(folder)):
+                skipped.append({"file": folder, "problem": "empty series folder (left out)"})
+                continue
+            if check_images:
+                problem = _series_problem(folder)
+                if problem:
+                    skipped.append({"file": folder, "problem": problem + " (left out)"})
+                    continue
+            vector = label_vector(labels[patient])
+            info = meta.get((patient, series), {})
+            items.append(
+                {
+                    "image": folder,
+                    "patient": patient,
+                    "series": series,
+                    "label": vector,
+                    "any_injury": int(any(vector)),
+                    "aortic_hu": info.get("aortic_hu"),
+                }
+            )
+    if not items:
+        raise DatasetLayoutError(images, "no <patient_id>/<series_id>/ folder of a patient listed in train.csv")
+    strata = {i["patient"]: patient_stratum(i["label"]) for i in items}
+    keyed = [{"patient": p, "label": s} for p, s in strata.items()]
+    rest, test_p = split_by_patient(keyed, test_fraction, seed=seed)
+    train_p, val_p = split_by_patient(rest, val_fraction / (1.0 - test_fraction), seed=seed + 1)
+    sides = {**{k["patient"]: "training" for k in train_p}, **{k["patient"]: "validation" for k in val_p}}
+    sides.update({k["patient"]: "test" for k in test_p})
+    datalist: dict = {
+        "name": "rsna-2023-abdominal-trauma-detection",
+        "root": root,
+        "targets": list(TARGET_NAMES),
+        "training": [],
+        "validation": [],
+        "test": [],
+        "skipped": skipped,
+        "missing": len(set(labels) - set(strata)),
+    }
+    for item in items:
+        datalist[sides[item["patient"]]].append(item)
+    for rec in skipped:
+        logger.warning("%s: %s", rec["file"], rec["problem"])
+    counts = {
+        side: Counter(strata[i["patient"]] for i in datalist[side]) for side in ("training", "validation", "test")
+    }
+    logger.info("RSNA datalist: %s", {side: dict(c) for side, c in counts.items()})
+    return datalist

@@ -1,0 +1,147 @@
+"""CT preprocessing for abdominal volumes: Hounsfield windows as channels, fixed spacing and size."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import torch
+from monai.config import KeysCollection
+from monai.transforms import (
+    EnsureChannelFirstd,
+    EnsureTyped,
+    LoadImaged,
+    MapTransform,
+    Orientationd,
+    RandAffined,
+    RandGaussianNoised,
+    RandScaleIntensityd,
+    ResizeWithPadOrCropd,
+    Spacingd,
+    Transform,
+)
+
+from medkit.transforms.keep_pathd import KeepPathd
+
+__all__ = [
+    "CTWindowsd",
+    "GroupSoftmaxd",
+    "ABDOMINAL_WINDOWS",
+    "ct_preprocessing",
+    "ct_augmentation",
+    "rsna_postprocessing",
+]
+
+# (level, width) in HU: soft tissue, liver/spleen parenchyma (lacerations), contrast/blood (extravasation)
+ABDOMINAL_WINDOWS: tuple[tuple[float, float], ...] = ((40.0, 400.0), (60.0, 150.0), (150.0, 500.0))
+
+
+class CTWindowsd(MapTransform):
+    """Turn a one-channel HU volume into one channel per window, each clipped to its range and scaled to [0, 1].
+
+    Args:
+        keys: keys of channel-first HU images with one channel.
+        windows: ``(level, width)`` pairs in Hounsfield units.
+    """
+
+    def __init__(self, keys: KeysCollection, windows: Sequence[Sequence[float]] = ABDOMINAL_WINDOWS) -> None:
+        super().__init__(keys)
+        self.windows = [(float(level), float(width)) for level, width in windows]
+        if not self.windows or any(width <= 0 for _, width in self.windows):
+            raise ValueError(f"windows must be (level, width) pairs with width > 0, got {windows}")
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            if img.shape[0] != 1:
+                raise ValueError(f"{key}: expected one HU channel, got {img.shape[0]}")
+            low = torch.tensor([lv - w / 2 for lv, w in self.windows], dtype=torch.float32)
+            width = torch.tensor([w for _, w in self.windows], dtype=torch.float32)
+            shape = (-1,) + (1,) * (img.ndim - 1)
+            out = ((img.float() - low.reshape(shape).to(img.device)) / width.reshape(shape).to(img.device)).clamp(0, 1)
+            d[key] = out  # a MetaTensor keeps its affine through the arithmetic
+        return d
+
+
+def ct_preprocessing(
+    keys: str | Sequence[str] = "image",
+    pixdim: Sequence[float] = (4.0, 4.0, 5.0),
+    spatial_size: Sequence[int] = (96, 96, 64),
+    windows: Sequence[Sequence[float]] = ABDOMINAL_WINDOWS,
+    label_key: str | None = "label",
+) -> list[Transform]:
+    """Load a CT (DICOM series folder or NIfTI), orient RAS, resample to ``pixdim`` mm, window, pad/crop to size.
+
+    The defaults cover 384 x 384 x 320 mm around the volume's centre: the abdomen of a trauma CT. Values
+    outside the volume are 0 in every window (below each window's floor, like air).
+
+    Args:
+        keys: keys of the inputs (folders or NIfTI paths); ``<key>_path`` keeps each path.
+        pixdim: output voxel size in mm (x, y, z).
+        spatial_size: output grid (x, y, z).
+        windows: ``(level, width)`` HU windows, one output channel each.
+        label_key: key of the per-target labels, made a long tensor when present (inference items have none).
+    """
+    from medkit.io.ct import CTReader
+
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    return [
+        LoadImaged(keys, reader=CTReader(), image_only=True),
+        EnsureChannelFirstd(keys, channel_dim="no_channel"),
+        Orientationd(keys, axcodes="RAS"),
+        Spacingd(keys, pixdim=[float(p) for p in pixdim], mode="bilinear", padding_mode="border"),
+        KeepPathd(keys, from_meta=True),  # after Spacingd, which would take <key>_path for a meta dictionary
+        CTWindowsd(keys, windows),
+        ResizeWithPadOrCropd(keys, spatial_size=[int(s) for s in spatial_size], mode="constant"),
+        EnsureTyped(keys, dtype=torch.float32, track_meta=False),
+        *([EnsureTyped(label_key, dtype=torch.long, track_meta=False, allow_missing_keys=True)] if label_key else []),
+    ]
+
+
+def ct_augmentation(keys: str | Sequence[str] = "image", prob: float = 0.5) -> list[Transform]:
+    """Training augmentation that keeps anatomy plausible: small rotations, scaling and shifts, noise, gain.
+
+    No flips: the liver is on the right and the spleen on the left, and the network may use that.
+    """
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    return [
+        RandAffined(
+            keys,
+            prob=prob,
+            rotate_range=(0.0, 0.0, 0.2),
+            scale_range=(0.1, 0.1, 0.1),
+            translate_range=(6, 6, 4),
+            padding_mode="zeros",
+        ),
+        RandGaussianNoised(keys, prob=prob / 2, std=0.02),
+        RandScaleIntensityd(keys, factors=0.1, prob=prob / 2),
+    ]
+
+
+class GroupSoftmaxd(MapTransform):
+    """Softmax over consecutive groups of channels of a 1D output: one distribution per target of a multi-head net.
+
+    Args:
+        keys: keys of ``(sum(sizes),)`` logits (decollated network outputs).
+        sizes: classes of each target in order (RSNA: ``[2, 2, 3, 3, 3]``).
+    """
+
+    def __init__(self, keys: KeysCollection, sizes: Sequence[int]) -> None:
+        super().__init__(keys)
+        self.sizes = [int(s) for s in sizes]
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            logits = torch.as_tensor(d[key]).float()
+            if logits.shape[-1] != sum(self.sizes):
+                raise ValueError(f"{key}: expected {sum(self.sizes)} outputs, got {tuple(logits.shape)}")
+            d[key] = torch.cat([torch.softmax(p, dim=-1) for p in torch.split(logits, self.sizes, dim=-1)], dim=-1)
+        return d
+
+
+def rsna_postprocessing(key: str = "pred") -> list[Transform]:
+    """Per-target softmax of the RSNA multi-head logits, in ``medkit.metrics.rsna.SUBMISSION_COLUMNS`` order."""
+    from medkit.metrics.rsna import TARGETS
+
+    return [GroupSoftmaxd(key, [len(classes) for _, classes in TARGETS])]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from medkit.data.cache import cache_memory, log_cache_memory
 from medkit.data.chest_xray import build_chest_xray_datalist
 from medkit.data.covid import build_covid_datalist
 from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
-from medkit.data.inference import TolerantDataset, inference_datalist
+from medkit.data.inference import TolerantDataset, inference_datalist, series_datalist
 from medkit.data.lgg import as_segmentation_datalist, build_lgg_datalist, group_cases
+from medkit.data.rsna import build_rsna_datalist
 from medkit.data.splits import split_by_patient
 from medkit.errors import MedkitError
 
@@ -23,6 +25,10 @@ __all__ = [
     "build_lgg_datalist",
     "group_cases",
     "inference_datalist",
+    "series_datalist",
+    "cache_memory",
+    "log_cache_memory",
+    "build_rsna_datalist",
     "TolerantDataset",
     "split_by_patient",
     "class_counts",
@@ -36,6 +42,7 @@ BUILDERS: dict[str, Callable[..., dict]] = {
     "pneumonia": build_chest_xray_datalist,
     "covid": build_covid_datalist,
     "lgg": build_lgg_datalist,
+    "rsna": build_rsna_datalist,
 }
 
 SPLITS = ("training", "validation", "test", "all")

@@ -29,6 +29,9 @@ SHOWN = (
     "f1_macro",
     "sensitivity",
     "specificity",
+    "weighted_log_loss",
+    "prior_baseline_weighted_log_loss",
+    "auc_any_injury",
 )
 
 

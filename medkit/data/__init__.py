@@ -13,6 +13,7 @@ from medkit.data.inference import TolerantDataset, inference_datalist, series_da
 from medkit.data.lgg import as_segmentation_datalist, build_lgg_datalist, group_cases
 from medkit.data.rsna import build_rsna_datalist
 from medkit.data.splits import split_by_patient
+from medkit.data.synthetic_ct import read_rsna_labels, synthetic_ct_volume, write_synthetic_rsna
 from medkit.errors import MedkitError
 
 __all__ = [
@@ -35,6 +36,9 @@ __all__ = [
     "class_weights",
     "load_datalist",
     "write_json_atomic",
+    "read_rsna_labels",
+    "synthetic_ct_volume",
+    "write_synthetic_rsna",
 ]
 
 #: datalist builder of each data source, by the name used in ``medkit prepare`` and bundle configs

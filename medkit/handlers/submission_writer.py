@@ -57,7 +57,7 @@ class SubmissionWriter(EpochCollector):
         self.rows: list[dict] = []
         self._probs: dict[str, list[np.ndarray]] = defaultdict(list)
         self._labels: dict[str, np.ndarray] = {}
-        self.metrics: dict = {}
+        self.report: dict = {}
 
     @property
     def n_failed(self) -> int:
@@ -67,7 +67,7 @@ class SubmissionWriter(EpochCollector):
         self.rows.clear()
         self._probs.clear()
         self._labels.clear()
-        self.metrics = {}
+        self.report = {}
 
     def _collect(self, engine: Engine) -> None:
         for out, item in decollated(engine):
@@ -99,15 +99,15 @@ class SubmissionWriter(EpochCollector):
         )
         if self.metrics_file and patients and all(p in self._labels for p in patients):
             labels = np.stack([self._labels[p] for p in patients])
-            self.metrics = rsna_report(probs, labels)
+            self.report = rsna_report(probs, labels)
             if self.prior_labels is not None and len(self.prior_labels):
                 prior = np.repeat(prior_probabilities(self.prior_labels)[None], len(patients), axis=0)
-                self.metrics["prior_baseline_weighted_log_loss"] = rsna_score(prior, labels)
-            self.metrics["n_inputs_failed"] = self.n_failed
-            write_json_atomic(self.metrics, self.metrics_file)
+                self.report["prior_baseline_weighted_log_loss"] = rsna_score(prior, labels)
+            self.report["n_inputs_failed"] = self.n_failed
+            write_json_atomic(self.report, self.metrics_file)
             logger.info(
                 "weighted log loss %.4f over %d patients -> %s",
-                self.metrics["weighted_log_loss"],
+                self.report["weighted_log_loss"],
                 len(patients),
                 self.metrics_file,
             )

@@ -1,0 +1,145 @@
+"""The abdominal trauma bundle end to end on a tiny synthetic RSNA 2023 look-alike: single-file training from
+another folder, properties, evaluation (competition score) and submission-format inference through ``medkit``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from monai.bundle import ConfigWorkflow
+
+from medkit.cli.main import cli
+from medkit.data.synthetic_ct import synthetic_ct_volume, write_synthetic_rsna
+from medkit.metrics.rsna import SUBMISSION_COLUMNS
+from tests.bundles.test_classification_bundles import _bundle_run
+from tests.conftest import BUNDLES
+
+TINY = {"epochs": 1, "batch_size": 4, "num_workers": 0}
+SMALL_GRID = {"pixdim": [12.0, 12.0, 16.0], "spatial_size": [32, 32, 16]}
+HEALTHY = {"bowel": 0, "extravasation": 0, "kidney": 0, "liver": 0, "spleen": 0}
+
+
+def _labels() -> dict:
+    injured = [
+        {"extravasation": 1, "spleen": 2},
+        {"bowel": 1},
+        {"liver": 1},
+        {"kidney": 2},
+        {"liver": 2, "extravasation": 1},
+        {"spleen": 1},
+    ]
+    out = {str(1000 + i): {**HEALTHY, **extra} for i, extra in enumerate(injured)}
+    out.update({str(2000 + i): dict(HEALTHY) for i in range(8)})
+    for labels in out.values():
+        labels["any_injury"] = int(any(labels.values()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """A copy of the bundle with a coarse grid (fast), trained one epoch by the single-file command elsewhere."""
+    work = tmp_path_factory.mktemp("trauma")
+    data = work / "rsna"
+    write_synthetic_rsna(str(data), _labels(), shape=(32, 32, 16), seed=0)
+    bundle = work / "bundles" / "abdominal_trauma"
+    shutil.copytree(
+        os.path.join(BUNDLES, "abdominal_trauma"), bundle, ignore=shutil.ignore_patterns("model.pt", "runs", "eval")
+    )
+    meta_file = bundle / "configs" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta["medkit"]["preprocessing"].update(SMALL_GRID)
+    meta["network_data_format"]["inputs"]["image"]["spatial_shape"] = SMALL_GRID["spatial_size"]
+    meta["medkit"]["network_def"]["block_inplanes"] = [4, 8, 8, 16]
+    meta_file.write_text(json.dumps(meta, indent=2))
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir()
+    proc = _bundle_run(str(bundle / "configs" / "train.json"), str(elsewhere), dataset_dir=str(data), **TINY)
+    assert "training cache: " in proc.stderr + proc.stdout  # memory per cached volume is reported
+    return {"bundle": str(bundle), "data": str(data), "work": work}
+
+
+def test_single_file_train_writes_the_model(trained):
+    model = os.path.join(trained["bundle"], "models", "model.pt")
+    assert os.path.isfile(model) and os.path.getsize(model) < 25 * 2**20
+
+
+@pytest.mark.parametrize(
+    "config, kind", [("train.json", "train"), ("evaluate.json", "infer"), ("inference.json", "infer")]
+)
+def test_check_properties(trained, tmp_path, config, kind):
+    wf = ConfigWorkflow(
+        config_file=os.path.join(trained["bundle"], "configs", config),
+        workflow_type=kind,
+        dataset_dir=trained["data"],
+        ckpt_dir=str(tmp_path),
+        output_dir=str(tmp_path),
+        **TINY,
+    )
+    wf.initialize()
+    assert wf.check_properties() == []
+
+
+def test_evaluate_writes_the_competition_score(trained, tmp_path):
+    out = tmp_path / "ev"
+    result = CliRunner().invoke(cli, ["evaluate", trained["bundle"], trained["data"], "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_cases"] == 14 and metrics["weighted_log_loss"] > 0
+    assert metrics["prior_baseline_weighted_log_loss"] > 0
+    for key in ("auc_bowel", "auc_extravasation", "auc_kidney", "auc_liver", "auc_spleen", "auc_any_injury"):
+        assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert list(rows[0]) == ["patient_id", *SUBMISSION_COLUMNS] and len(rows) == 14
+    assert "weighted_log_loss" in result.output
+
+
+def test_infer_series_and_nifti_to_a_submission(trained, tmp_path):
+    series = os.path.join(trained["data"], "train_images", "1000")
+    volume, info = synthetic_ct_volume(HEALTHY, shape=(32, 32, 16), rng=1)
+    nifti = tmp_path / "scan_7.nii.gz"
+    spacing = info.get("spacing", (12.0, 12.0, 16.0))
+    nib.save(nib.Nifti1Image(volume.astype(np.int16), np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])), str(nifti))
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "1.dcm").write_bytes(b"not dicom")
+    out = tmp_path / "submission.csv"
+    result = CliRunner().invoke(cli, ["infer", trained["bundle"], series, str(nifti), str(bad), "--out", str(out)])
+    assert result.exit_code == 1, result.output  # the broken series is reported, the others written
+    assert "failed: " in result.output and str(bad) in result.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["patient_id"] for r in rows] == ["1000", "scan_7"]
+    for row in rows:
+        probs = [float(row[c]) for c in SUBMISSION_COLUMNS]
+        assert sum(probs[:2]) == pytest.approx(1, abs=1e-4) and sum(probs[4:7]) == pytest.approx(1, abs=1e-4)
+
+
+def test_prepare_rsna_and_synthetic(trained, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["prepare", "rsna", trained["data"], "--out", str(tmp_path / "dl.json")])
+    assert result.exit_code == 0, result.output
+    datalist = json.loads((tmp_path / "dl.json").read_text())
+    assert sum(len(datalist[s]) for s in ("training", "validation", "test")) == 14
+    assert "series of" in result.output
+    out = tmp_path / "synth"
+    args = [
+        "prepare",
+        "rsna-synthetic",
+        trained["data"],
+        "--out",
+        str(out),
+        "--patients",
+        "3",
+        "--shape",
+        "16",
+        "16",
+        "8",
+    ]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert len(os.listdir(out / "train_images")) == 3 and (out / "train.csv").is_file()

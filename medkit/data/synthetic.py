@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from medkit.data.synthetic_ct import write_synthetic_rsna_demo
+
 __all__ = [
     "SYNTHETIC",
     "synthetic_mri_slice",
@@ -202,4 +204,5 @@ SYNTHETIC = {
     "pneumonia": write_synthetic_chest_xray,
     "covid": write_synthetic_covid_radiography,
     "lgg": write_synthetic_lgg,
+    "rsna": write_synthetic_rsna_demo,
 }

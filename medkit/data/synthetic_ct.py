@@ -28,6 +28,7 @@ import numpy as np
 
 from medkit.errors import InputFileError, MedkitError
 from medkit.io.atomic import write_table_atomic
+from medkit.metrics.rsna import TARGET_NAMES, TARGETS
 
 __all__ = [
     "RSNA_TARGETS",
@@ -38,18 +39,14 @@ __all__ = [
     "synthetic_ct_volume",
     "patient_rng",
     "write_synthetic_rsna",
+    "write_synthetic_rsna_demo",
+    "DEMO_INJURIES",
 ]
 
-#: the five targets of the competition, in the column order of ``train.csv``
-RSNA_TARGETS = ("bowel", "extravasation", "kidney", "liver", "spleen")
-#: the one-hot column suffixes of each target; the label value is the index of the column that holds the 1
-RSNA_GRADES: dict[str, tuple[str, ...]] = {
-    "bowel": ("healthy", "injury"),
-    "extravasation": ("healthy", "injury"),
-    "kidney": ("healthy", "low", "high"),
-    "liver": ("healthy", "low", "high"),
-    "spleen": ("healthy", "low", "high"),
-}
+#: the five targets and their one-hot column suffixes (the label value is the index of the column holding the 1),
+#: defined once in medkit.metrics.rsna
+RSNA_TARGETS = TARGET_NAMES
+RSNA_GRADES: dict[str, tuple[str, ...]] = dict(TARGETS)
 #: the columns of the real ``train.csv``, in order
 RSNA_TRAIN_COLUMNS = ("patient_id", *(f"{t}_{g}" for t in RSNA_TARGETS for g in RSNA_GRADES[t]), "any_injury")
 #: the columns of the real ``train_series_meta.csv``, in order
@@ -1201,3 +1198,29 @@ def write_synthetic_rsna(
         "counts": counts,
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+#: injuries of the small demo set: every target and grade at least once, two together in some patients
+DEMO_INJURIES: tuple[dict[str, int], ...] = (
+    {"extravasation": 1, "spleen": 2},
+    {"bowel": 1},
+    {"liver": 1},
+    {"kidney": 2},
+    {"liver": 2, "extravasation": 1},
+    {"spleen": 1},
+    {"kidney": 1, "bowel": 1},
+)
+
+
+def write_synthetic_rsna_demo(
+    out_dir: str | os.PathLike, n_healthy: int = 7, shape: Sequence[int] = (32, 32, 16), seed: int = 0
+) -> str:
+    """A tiny RSNA look-alike for tests, demos and ``medkit verify``: ``DEMO_INJURIES`` patients (ids 1000...)
+    and ``n_healthy`` healthy ones (ids 2000...), labels made up here; returns ``out_dir``."""
+    healthy = dict.fromkeys(RSNA_TARGETS, 0)
+    labels = {str(1000 + i): {**healthy, **extra} for i, extra in enumerate(DEMO_INJURIES)}
+    labels.update({str(2000 + i): dict(healthy) for i in range(n_healthy)})
+    for row in labels.values():
+        row["any_injury"] = int(any(row[t] for t in RSNA_TARGETS))
+    write_synthetic_rsna(out_dir, labels, shape=shape, seed=seed)
+    return os.fspath(out_dir)

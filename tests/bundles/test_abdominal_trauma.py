@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from monai.bundle import ConfigWorkflow
 
 from medkit.cli.main import cli
-from medkit.data.synthetic_ct import synthetic_ct_volume, write_synthetic_rsna
+from medkit.data.synthetic_ct import DEMO_INJURIES, synthetic_ct_volume, write_synthetic_rsna_demo
 from medkit.metrics.rsna import SUBMISSION_COLUMNS
 from tests.bundles.test_classification_bundles import _bundle_run
 from tests.conftest import BUNDLES
@@ -23,22 +23,7 @@ from tests.conftest import BUNDLES
 TINY = {"epochs": 1, "batch_size": 4, "num_workers": 0}
 SMALL_GRID = {"pixdim": [12.0, 12.0, 16.0], "spatial_size": [32, 32, 16]}
 HEALTHY = {"bowel": 0, "extravasation": 0, "kidney": 0, "liver": 0, "spleen": 0}
-
-
-def _labels() -> dict:
-    injured = [
-        {"extravasation": 1, "spleen": 2},
-        {"bowel": 1},
-        {"liver": 1},
-        {"kidney": 2},
-        {"liver": 2, "extravasation": 1},
-        {"spleen": 1},
-    ]
-    out = {str(1000 + i): {**HEALTHY, **extra} for i, extra in enumerate(injured)}
-    out.update({str(2000 + i): dict(HEALTHY) for i in range(8)})
-    for labels in out.values():
-        labels["any_injury"] = int(any(labels.values()))
-    return out
+N_PATIENTS = len(DEMO_INJURIES) + 7
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +31,7 @@ def trained(tmp_path_factory) -> dict:
     """A copy of the bundle with a coarse grid (fast), trained one epoch by the single-file command elsewhere."""
     work = tmp_path_factory.mktemp("trauma")
     data = work / "rsna"
-    write_synthetic_rsna(str(data), _labels(), shape=(32, 32, 16), seed=0)
+    write_synthetic_rsna_demo(str(data))
     bundle = work / "bundles" / "abdominal_trauma"
     shutil.copytree(
         os.path.join(BUNDLES, "abdominal_trauma"), bundle, ignore=shutil.ignore_patterns("model.pt", "runs", "eval")
@@ -90,12 +75,12 @@ def test_evaluate_writes_the_competition_score(trained, tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", trained["bundle"], trained["data"], "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n_cases"] == 14 and metrics["weighted_log_loss"] > 0
+    assert metrics["n_cases"] == N_PATIENTS and metrics["weighted_log_loss"] > 0
     assert metrics["prior_baseline_weighted_log_loss"] > 0
     for key in ("auc_bowel", "auc_extravasation", "auc_kidney", "auc_liver", "auc_spleen", "auc_any_injury"):
         assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0
     rows = list(csv.DictReader((out / "predictions.csv").open()))
-    assert list(rows[0]) == ["patient_id", *SUBMISSION_COLUMNS] and len(rows) == 14
+    assert list(rows[0]) == ["patient_id", *SUBMISSION_COLUMNS] and len(rows) == N_PATIENTS
     assert "weighted_log_loss" in result.output
 
 
@@ -124,7 +109,7 @@ def test_prepare_rsna_and_synthetic(trained, tmp_path):
     result = runner.invoke(cli, ["prepare", "rsna", trained["data"], "--out", str(tmp_path / "dl.json")])
     assert result.exit_code == 0, result.output
     datalist = json.loads((tmp_path / "dl.json").read_text())
-    assert sum(len(datalist[s]) for s in ("training", "validation", "test")) == 14
+    assert sum(len(datalist[s]) for s in ("training", "validation", "test")) == N_PATIENTS
     assert "series of" in result.output
     out = tmp_path / "synth"
     args = [

@@ -11,9 +11,9 @@ from medkit.data.covid import build_covid_datalist
 from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
 from medkit.data.inference import TolerantDataset, inference_datalist, series_datalist
 from medkit.data.lgg import as_segmentation_datalist, build_lgg_datalist, group_cases
-from medkit.data.rsna import build_rsna_datalist
+from medkit.data.rsna import build_rsna_datalist, read_rsna_labels
 from medkit.data.splits import split_by_patient
-from medkit.data.synthetic_ct import read_rsna_labels, synthetic_ct_volume, write_synthetic_rsna
+from medkit.data.synthetic_ct import synthetic_ct_volume, write_synthetic_rsna
 from medkit.errors import MedkitError
 
 __all__ = [

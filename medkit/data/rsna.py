@@ -21,11 +21,102 @@ from collections import Counter
 from medkit.data.folders import list_subfolders
 from medkit.data.splits import split_by_patient
 from medkit.errors import DatasetLayoutError, InputFileError
-from medkit.metrics.rsna import TARGET_NAMES
+from medkit.metrics.rsna import TARGET_NAMES, TARGETS
 
-__all__ = ["build_rsna_datalist", "read_series_meta", "label_vector", "patient_stratum"]
+__all__ = [
+    "build_rsna_datalist",
+    "read_rsna_labels",
+    "read_series_meta",
+    "label_vector",
+    "patient_stratum",
+    "RSNA_TRAIN_COLUMNS",
+    "RSNA_SERIES_META_COLUMNS",
+]
 
 logger = logging.getLogger(__name__)
+
+#: the columns of the real ``train.csv``, in order
+RSNA_TRAIN_COLUMNS = ("patient_id", *(f"{t}_{g}" for t, grades in TARGETS for g in grades), "any_injury")
+#: the columns of the real ``train_series_meta.csv``, in order
+RSNA_SERIES_META_COLUMNS = ("patient_id", "series_id", "aortic_hu", "incomplete_organ")
+
+
+def _flag(cell: str) -> int | None:
+    """0 or 1 from a CSV cell (``"1"``, ``"1.0"``), ``None`` for anything else."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return int(value) if value in (0.0, 1.0) else None
+
+
+def read_rsna_labels(train_csv: str | os.PathLike) -> dict[str, dict[str, int]]:
+    """Read the competition's ``train.csv`` into per-patient labels.
+
+    Args:
+        train_csv: the real or a synthetic ``train.csv``; extra columns are ignored.
+
+    Returns:
+        ``patient_id -> {"bowel": 0|1, "extravasation": 0|1, "kidney": 0|1|2, "liver": 0|1|2, "spleen": 0|1|2,
+        "any_injury": 0|1}``, where 1 is ``injury`` or ``low`` and 2 is ``high``; in file order.
+
+    Raises:
+        InputFileError: a missing file or column, a cell that is not 0/1, a target whose columns are not one-hot,
+            an ``any_injury`` that disagrees with the targets, or a duplicate patient. Rows are numbered as lines
+            of the file (the header is row 1), e.g. ``"train.csv: row 7 (patient 10217): kidney columns
+            [0, 1, 1] are not one-hot"``.
+    """
+    path = os.fspath(train_csv)
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except OSError as e:
+        raise InputFileError(path, f"cannot open ({e.strerror or type(e).__name__})") from None
+    labels: dict[str, dict[str, int]] = {}
+    first_row: dict[str, int] = {}
+    with f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        if not any(header):
+            raise InputFileError(path, "empty file, expected the train.csv header")
+        missing = [c for c in RSNA_TRAIN_COLUMNS if c not in header]
+        if missing:
+            raise InputFileError(path, f"row 1 (header): missing column(s) {', '.join(missing)}")
+        col = {c: header.index(c) for c in RSNA_TRAIN_COLUMNS}
+        for row in reader:
+            n = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            pid = row[col["patient_id"]].strip() if len(row) > col["patient_id"] else ""
+            where = f"row {n} (patient {pid or '?'})"
+            if not pid:
+                raise InputFileError(path, f"{where}: empty patient_id")
+            if pid in labels:
+                raise InputFileError(path, f"{where}: duplicate patient_id (first on row {first_row[pid]})")
+            short = [c for c in RSNA_TRAIN_COLUMNS if col[c] >= len(row) or not row[col[c]].strip()]
+            if short:
+                raise InputFileError(path, f"{where}: missing value(s) for {', '.join(short)}")
+            values = {}
+            for c in RSNA_TRAIN_COLUMNS[1:]:
+                values[c] = _flag(row[col[c]].strip())
+                if values[c] is None:
+                    raise InputFileError(path, f"{where}: {c} is {row[col[c]].strip()!r}, expected 0 or 1")
+            out: dict[str, int] = {}
+            for t, grades in TARGETS:
+                group = [values[f"{t}_{g}"] for g in grades]
+                if sum(group) != 1:
+                    names = "/".join(f"{t}_{g}" for g in grades)
+                    raise InputFileError(path, f"{where}: {t} columns {names} are {group}, expected exactly one 1")
+                out[t] = group.index(1)
+            injured = [t for t in TARGET_NAMES if out[t]]
+            if values["any_injury"] != int(bool(injured)):
+                problem = f"any_injury is 0 but {injured[0]} is injured" if injured else "any_injury is 1 but no injury"
+                raise InputFileError(path, f"{where}: {problem}")
+            out["any_injury"] = int(bool(injured))
+            labels[pid] = out
+            first_row[pid] = n
+    return labels
 
 
 def read_series_meta(path: str) -> dict[tuple[str, str], dict]:
@@ -97,8 +188,6 @@ def build_rsna_datalist(
     Raises:
         DatasetLayoutError: no ``train.csv``, or no series folder of a labelled patient.
     """
-    from medkit.data.synthetic_ct import read_rsna_labels
-
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
     root = os.path.abspath(os.path.expanduser(os.fspath(dataset_dir)))

@@ -8,7 +8,8 @@ import pydicom
 import pytest
 
 from medkit.data import read_rsna_labels, synthetic_ct_volume, write_synthetic_rsna
-from medkit.data.synthetic_ct import RSNA_SERIES_META_COLUMNS, RSNA_TRAIN_COLUMNS, patient_rng
+from medkit.data.rsna import RSNA_SERIES_META_COLUMNS, RSNA_TRAIN_COLUMNS
+from medkit.data.synthetic_ct import patient_rng
 from medkit.errors import InputFileError, MedkitError
 
 HEADER = (

@@ -70,10 +70,9 @@ def inference_datalist(
     return items
 
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
-
 def _is_nifti(path: str) -> bool:
+    from medkit.io.ct import NIFTI_SUFFIXES
+
     return path.lower().endswith(NIFTI_SUFFIXES)
 
 
@@ -123,7 +122,10 @@ def series_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") -> 
 
 def _nifti_patient(path: str) -> str:
     name = os.path.basename(path)
-    return name[: -len(next(s for s in NIFTI_SUFFIXES if name.lower().endswith(s)))] if _is_nifti(path) else name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def error_message(exc: BaseException, path: str) -> str:

@@ -111,6 +111,11 @@ def test_prepare_rsna_and_synthetic(trained, tmp_path):
     datalist = json.loads((tmp_path / "dl.json").read_text())
     assert sum(len(datalist[s]) for s in ("training", "validation", "test")) == N_PATIENTS
     assert "series of" in result.output
+    run = tmp_path / "run"
+    args = ["train", trained["bundle"], "--datalist", str(tmp_path / "dl.json"), "--epochs", "1", "--out", str(run)]
+    result = runner.invoke(cli, [*args, "--set", "batch_size=4", "--set", "num_workers=0"])
+    assert result.exit_code == 0, result.output
+    assert (run / "models" / "model.pt").is_file()
     out = tmp_path / "synth"
     args = [
         "prepare",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from medkit.data.folders import _resolve_root, list_subfolders, probe_items
-from medkit.data.splits import split_by_patient
+from medkit.data.splits import split_three_ways
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.io.tiff import TIFF_SUFFIXES, read_mask, read_tiff
 
@@ -141,8 +141,6 @@ def build_lgg_datalist(
     """
     if len(class_names) != 2:
         raise ValueError(f"the LGG set has two slice classes (no tumour, tumour), got {list(class_names)}")
-    if val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
     root = _resolve_root(os.fspath(dataset_dir), None)
     for nested in ("lgg-mri-segmentation", "kaggle_3m"):
         if nested in list_subfolders(root):
@@ -165,11 +163,7 @@ def build_lgg_datalist(
     share = {p: float(np.mean(v)) for p, v in per_patient.items()}
     median_share = float(np.median(list(share.values())))
     strata = {p: int(s >= median_share) for p, s in share.items()}
-    keyed = [{"patient": p, "label": s} for p, s in strata.items()]
-    rest, test_p = split_by_patient(keyed, test_fraction, seed=seed)
-    train_p, val_p = split_by_patient(rest, val_fraction / (1.0 - test_fraction), seed=seed + 1)
-    sides = {**{k["patient"]: "training" for k in train_p}, **{k["patient"]: "validation" for k in val_p}}
-    sides.update({k["patient"]: "test" for k in test_p})
+    sides = split_three_ways(strata, val_fraction, test_fraction, seed)
     datalist: dict = {
         "name": "lgg-mri-segmentation",
         "root": os.path.abspath(root),

@@ -7,7 +7,8 @@ Layout (as the competition publishes it)::
     <root>/train_images/<patient_id>/<series_id>/<instance_number>.dcm
 
 Each series is one item ``{"image": <series folder>, "patient", "series", "label": [bowel, extravasation, kidney,
-liver, spleen], "any_injury", "aortic_hu"}`` (labels as in ``medkit.metrics.rsna.TARGETS``: 0 healthy, 1 injury
+liver, spleen], "any_injury", "aortic_hu"}`` (``aortic_hu`` from ``train_series_meta.csv``, -1 when it has none:
+a number either way, so batches collate) (labels as in ``medkit.metrics.rsna.TARGETS``: 0 healthy, 1 injury
 or low, 2 high). A patient's series all go to the same side of the split.
 """
 
@@ -19,7 +20,7 @@ import os
 from collections import Counter
 
 from medkit.data.folders import list_subfolders
-from medkit.data.splits import split_by_patient
+from medkit.data.splits import split_three_ways
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.metrics.rsna import TARGET_NAMES, TARGETS
 
@@ -188,8 +189,6 @@ def build_rsna_datalist(
     Raises:
         DatasetLayoutError: no ``train.csv``, or no series folder of a labelled patient.
     """
-    if val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
     root = os.path.abspath(os.path.expanduser(os.fspath(dataset_dir)))
     labels_csv = os.path.join(root, "train.csv")
     if not os.path.isfile(labels_csv):
@@ -233,17 +232,13 @@ def build_rsna_datalist(
                     "series": series,
                     "label": vector,
                     "any_injury": int(any(vector)),
-                    "aortic_hu": info.get("aortic_hu"),
+                    "aortic_hu": -1.0 if info.get("aortic_hu") is None else info["aortic_hu"],
                 }
             )
     if not items:
         raise DatasetLayoutError(images, "no <patient_id>/<series_id>/ folder of a patient listed in train.csv")
     strata = {i["patient"]: patient_stratum(i["label"]) for i in items}
-    keyed = [{"patient": p, "label": s} for p, s in strata.items()]
-    rest, test_p = split_by_patient(keyed, test_fraction, seed=seed)
-    train_p, val_p = split_by_patient(rest, val_fraction / (1.0 - test_fraction), seed=seed + 1)
-    sides = {**{k["patient"]: "training" for k in train_p}, **{k["patient"]: "validation" for k in val_p}}
-    sides.update({k["patient"]: "test" for k in test_p})
+    sides = split_three_ways(strata, val_fraction, test_fraction, seed)
     datalist: dict = {
         "name": "rsna-2023-abdominal-trauma-detection",
         "root": root,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["split_by_patient"]
+__all__ = ["split_by_patient", "split_three_ways"]
 
 
 def split_by_patient(
@@ -52,3 +52,31 @@ def split_by_patient(
     training = [i for i in items if i[patient_key] not in val_patients]
     validation = [i for i in items if i[patient_key] in val_patients]
     return training, validation
+
+
+def split_three_ways(
+    strata: dict[str, object], val_fraction: float, test_fraction: float, seed: int = 0
+) -> dict[str, str]:
+    """Patient -> ``"training"``, ``"validation"`` or ``"test"``, each stratum keeping about the given fractions.
+
+    The test patients are drawn first (seed ``seed``), then validation from the rest (seed ``seed + 1``), so
+    changing ``val_fraction`` never moves a patient into or out of the test set.
+
+    Args:
+        strata: patient id -> its stratum (any hashable label).
+        val_fraction: fraction of patients for validation.
+        test_fraction: fraction of patients held out for testing.
+        seed: seed of the split.
+
+    Raises:
+        ValueError: the fractions do not leave patients for training.
+    """
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
+    keyed = [{"patient": p, "label": s} for p, s in strata.items()]
+    rest, test = split_by_patient(keyed, test_fraction, seed=seed)
+    train, val = split_by_patient(rest, val_fraction / (1.0 - test_fraction), seed=seed + 1)
+    sides = {k["patient"]: "training" for k in train}
+    sides.update({k["patient"]: "validation" for k in val})
+    sides.update({k["patient"]: "test" for k in test})
+    return sides

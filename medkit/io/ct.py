@@ -414,36 +414,6 @@ def _stack(volumes: list[tuple[str, np.ndarray, np.ndarray, dict[str, Any]]]) ->
     return np.stack([v[1] for v in volumes], axis=0), meta
 
 
-class CTSeriesReader(ImageReader):
-    """MONAI ``ImageReader`` for DICOM series folders, usable as ``LoadImaged(keys, reader=CTSeriesReader())``.
-
-    Gives the ``(columns, rows, slices)`` Hounsfield volume of :func:`read_ct_series` with a RAS
-    ``affine``, ``spatial_shape``, ``spacing`` and ``original_channel_dim`` ``"no_channel"``; several
-    folders are stacked as channels.
-
-    Args:
-        strict: raise on any problem in a series instead of listing it in the ``problems`` meta entry.
-    """
-
-    def __init__(self, strict: bool = False) -> None:
-        super().__init__()
-        self.strict = strict
-
-    def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
-        return all(os.path.isdir(n) for n in ensure_tuple(filename))
-
-    def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs: Any) -> list[tuple]:
-        out = []
-        for name in ensure_tuple(data):
-            s = read_ct_series(name, strict=kwargs.get("strict", self.strict))
-            info = {"format": "DICOM", "spacing": s.spacing, "files": s.files, "problems": s.problems, **s.meta}
-            out.append((os.fspath(name), s.array, s.affine, info))
-        return out
-
-    def get_data(self, img: list[tuple]) -> tuple[np.ndarray, dict]:
-        return _stack(img)
-
-
 class CTReader(ImageReader):
     """MONAI ``ImageReader`` for CT in either form: DICOM series folders and NIfTI files (:func:`load_ct`).
 
@@ -467,3 +437,26 @@ class CTReader(ImageReader):
 
     def get_data(self, img: list[tuple]) -> tuple[np.ndarray, dict]:
         return _stack(img)
+
+
+class CTSeriesReader(CTReader):
+    """MONAI ``ImageReader`` for DICOM series folders only, usable as ``LoadImaged(keys, reader=CTSeriesReader())``.
+
+    Gives the ``(columns, rows, slices)`` Hounsfield volume of :func:`read_ct_series` with a RAS
+    ``affine``, ``spatial_shape``, ``spacing`` and ``original_channel_dim`` ``"no_channel"``; several
+    folders are stacked as channels.
+
+    Args:
+        strict: raise on any problem in a series instead of listing it in the ``problems`` meta entry.
+    """
+
+    def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
+        return all(os.path.isdir(n) for n in ensure_tuple(filename))
+
+    def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs: Any) -> list[tuple]:
+        out = []
+        for name in ensure_tuple(data):
+            s = read_ct_series(name, strict=kwargs.get("strict", self.strict))
+            info = {"format": "DICOM", "spacing": s.spacing, "files": s.files, "problems": s.problems, **s.meta}
+            out.append((os.fspath(name), s.array, s.affine, info))
+        return out

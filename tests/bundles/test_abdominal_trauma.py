@@ -12,12 +12,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from monai.bundle import ConfigWorkflow
 
 from medkit.cli.main import cli
 from medkit.data.synthetic_ct import DEMO_INJURIES, synthetic_ct_volume, write_synthetic_rsna_demo
 from medkit.metrics.rsna import SUBMISSION_COLUMNS
-from tests.bundles.test_classification_bundles import _bundle_run
+from tests.bundles.test_classification_bundles import _bundle_run, check_properties
 from tests.conftest import BUNDLES
 
 TINY = {"epochs": 1, "batch_size": 4, "num_workers": 0}
@@ -58,16 +57,7 @@ def test_single_file_train_writes_the_model(trained):
     "config, kind", [("train.json", "train"), ("evaluate.json", "infer"), ("inference.json", "infer")]
 )
 def test_check_properties(trained, tmp_path, config, kind):
-    wf = ConfigWorkflow(
-        config_file=os.path.join(trained["bundle"], "configs", config),
-        workflow_type=kind,
-        dataset_dir=trained["data"],
-        ckpt_dir=str(tmp_path),
-        output_dir=str(tmp_path),
-        **TINY,
-    )
-    wf.initialize()
-    assert wf.check_properties() == []
+    check_properties(os.path.join(trained["bundle"], "configs", config), kind, trained["data"], str(tmp_path), **TINY)
 
 
 def test_evaluate_writes_the_competition_score(trained, tmp_path):

@@ -28,6 +28,20 @@ def _bundle_run(config: str, cwd: str, **overrides) -> subprocess.CompletedProce
     return proc
 
 
+def check_properties(config_file: str, kind: str, data: str, scratch: str, **overrides) -> None:
+    """MONAI's ``check_properties`` on a bundle workflow, with data and scratch output folders."""
+    wf = ConfigWorkflow(
+        config_file=config_file,
+        workflow_type=kind,
+        dataset_dir=data,
+        ckpt_dir=scratch,
+        output_dir=scratch,
+        **overrides,
+    )
+    wf.initialize()
+    assert wf.check_properties() == []
+
+
 def _images(folder: str) -> list[str]:
     """Image files below ``folder``, masks (``*_mask.*``) not counted."""
     return [f for _, _, files in os.walk(folder) for f in files if "_mask." not in f]
@@ -68,16 +82,7 @@ def test_single_file_train_writes_into_the_copied_bundle(trained):
     "config, kind", [("train.json", "train"), ("evaluate.json", "infer"), ("inference.json", "infer")]
 )
 def test_check_properties(case, tmp_path, config, kind):
-    wf = ConfigWorkflow(
-        config_file=os.path.join(case["bundle"], "configs", config),
-        workflow_type=kind,
-        dataset_dir=case["data"],
-        ckpt_dir=str(tmp_path),
-        output_dir=str(tmp_path),
-        **FAST,
-    )
-    wf.initialize()
-    assert wf.check_properties() == []
+    check_properties(os.path.join(case["bundle"], "configs", config), kind, case["data"], str(tmp_path), **FAST)
 
 
 def test_bundle_evaluate_and_infer(trained):

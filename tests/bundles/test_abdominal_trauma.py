@@ -123,3 +123,25 @@ def test_prepare_rsna_and_synthetic(trained, tmp_path):
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert len(os.listdir(out / "train_images")) == 3 and (out / "train.csv").is_file()
+
+
+@pytest.mark.realdata
+def test_shipped_model_infers_the_real_cts(medkit_data, tmp_path):
+    """The real abdominal CTs (RLE and JPEG 2000 DICOM series, a NIfTI) load, preprocess and get a submission row."""
+    model = os.path.join(BUNDLES, "abdominal_trauma", "models", "model.pt")
+    if not os.path.isfile(model):
+        pytest.skip("the bundle has no trained weights")
+    root = os.path.join(medkit_data, "abdominal_ct")
+    inputs = [
+        os.path.join(root, "ircad_patient_01", "PATIENT_DICOM"),
+        os.path.join(root, "totalsegmentator_example", "example_ct_dicom"),
+        os.path.join(root, "totalsegmentator_example", "example_ct.nii.gz"),
+    ]
+    out = tmp_path / "submission.csv"
+    result = CliRunner().invoke(cli, ["infer", os.path.join(BUNDLES, "abdominal_trauma"), *inputs, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["patient_id"] for r in rows] == ["PATIENT_DICOM", "example_ct_dicom", "example_ct"]
+    for row in rows:
+        probs = np.array([float(row[c]) for c in SUBMISSION_COLUMNS])
+        assert np.all((probs >= 0) & (probs <= 1)) and probs[:2].sum() == pytest.approx(1, abs=1e-4)

@@ -24,6 +24,13 @@ SYNTHETIC = ("rsna-synthetic",)
 )
 @click.option("--patients", "n_patients", type=click.IntRange(min=1), default=None, help="rsna-synthetic: how many.")
 @click.option(
+    "--patient-ids",
+    "patient_ids",
+    default=None,
+    metavar="FILE",
+    help="rsna-synthetic: write these patients of train.csv (one id per line) instead of --patients.",
+)
+@click.option(
     "--shape",
     type=(int, int, int),
     default=(96, 96, 64),
@@ -31,7 +38,16 @@ SYNTHETIC = ("rsna-synthetic",)
     help="rsna-synthetic: voxels per volume (x, y, slices).",
 )
 def command(
-    source: str, data_root: str, out: str, val_fraction: float, seed: int, check: bool, volumes, n_patients, shape
+    source: str,
+    data_root: str,
+    out: str,
+    val_fraction: float,
+    seed: int,
+    check: bool,
+    volumes,
+    n_patients,
+    patient_ids,
+    shape,
 ) -> None:
     """Scan DATA_ROOT (laid out as SOURCE publishes it) and write a patient-level split datalist.
 
@@ -42,12 +58,12 @@ def command(
 
     if volumes and source != "lgg":
         raise click.UsageError("--volumes applies to the lgg source (slices of one patient) only")
-    if n_patients and source not in SYNTHETIC:
-        raise click.UsageError("--patients applies to rsna-synthetic only")
+    if (n_patients or patient_ids) and source not in SYNTHETIC:
+        raise click.UsageError("--patients and --patient-ids apply to rsna-synthetic only")
 
     data_root = existing_dir(data_root, "data")
     if source == "rsna-synthetic":
-        _write_synthetic_rsna(data_root, out, n_patients, shape, seed)
+        _write_synthetic_rsna(data_root, out, n_patients, patient_ids, shape, seed)
         return
     datalist = BUILDERS[source](data_root, val_fraction=val_fraction, seed=seed, check_images=check, progress=check)
     write_json_atomic(datalist, out)
@@ -71,7 +87,9 @@ def command(
         click.echo(f"wrote {len(written)} NIfTI volumes to {volumes}")
 
 
-def _write_synthetic_rsna(data_root: str, out: str, n_patients: int | None, shape: tuple, seed: int) -> None:
+def _write_synthetic_rsna(
+    data_root: str, out: str, n_patients: int | None, ids_file: str | None, shape: tuple, seed: int
+) -> None:
     import os
 
     from medkit.data.synthetic_ct import write_synthetic_rsna
@@ -81,5 +99,12 @@ def _write_synthetic_rsna(data_root: str, out: str, n_patients: int | None, shap
         raise click.BadParameter(f"{data_root}: no train.csv (the RSNA 2023 label table) here", param_hint="DATA_ROOT")
     if out.lower().endswith(".json"):
         raise click.BadParameter(f"{out}: rsna-synthetic writes a folder, give a folder path", param_hint="--out")
-    summary = write_synthetic_rsna(out, labels, n_patients=n_patients, shape=tuple(shape), seed=seed)
+    ids = None
+    if ids_file:
+        try:
+            with open(ids_file) as f:
+                ids = [line.strip() for line in f if line.strip()]
+        except OSError as e:
+            raise click.BadParameter(f"{ids_file}: {e.strerror}", param_hint="--patient-ids") from None
+    summary = write_synthetic_rsna(out, labels, patient_ids=ids, n_patients=n_patients, shape=tuple(shape), seed=seed)
     click.echo(f"wrote {summary['n_series']} series of {summary['n_patients']} patients to {out}")

@@ -10,6 +10,21 @@ from torch import nn
 
 __all__ = ["MultiHeadClassifier"]
 
+POOLINGS = ("avg", "max", "avgmax")
+
+
+class _GlobalPool(nn.Module):
+    """Global max pooling, or average and max pooling side by side, in place of ResNet's ``avgpool``."""
+
+    def __init__(self, spatial_dims: int, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.dims = tuple(range(2, 2 + spatial_dims))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top = x.amax(dim=self.dims, keepdim=True)
+        return top if self.kind == "max" else torch.cat([x.mean(dim=self.dims, keepdim=True), top], dim=1)
+
 
 class MultiHeadClassifier(nn.Module):
     """MONAI ``ResNet`` features (global average pooled), then one linear head per target.
@@ -25,6 +40,8 @@ class MultiHeadClassifier(nn.Module):
         block_inplanes: widths of the four stages.
         dropout: dropout before the heads.
         conv1_t_stride: stride of the first convolution (2 halves every axis early: cheaper on CPU).
+        pooling: ``"avg"`` (MONAI's global average), ``"max"`` or ``"avgmax"`` (both, concatenated): a small
+            lesion anywhere in the volume survives max pooling, where averaging over the abdomen dilutes it.
     """
 
     def __init__(
@@ -36,8 +53,11 @@ class MultiHeadClassifier(nn.Module):
         block_inplanes: Sequence[int] = (32, 64, 128, 256),
         dropout: float = 0.2,
         conv1_t_stride: int = 2,
+        pooling: str = "avg",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
         if not heads or any(int(n) < 2 for n in heads.values()):
             raise ValueError(f"heads must map target names to at least 2 classes each, got {dict(heads)}")
         if len(layers) != 4 or len(block_inplanes) != 4:
@@ -51,7 +71,9 @@ class MultiHeadClassifier(nn.Module):
             conv1_t_stride=conv1_t_stride,
             feed_forward=False,
         )
-        features = int(block_inplanes[-1])
+        if pooling != "avg":
+            self.backbone.avgpool = _GlobalPool(spatial_dims, pooling)
+        features = int(block_inplanes[-1]) * (2 if pooling == "avgmax" else 1)
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(features, int(n)) for name, n in heads.items()})
 

@@ -54,3 +54,17 @@ def test_bad_heads_are_rejected():
         MultiHeadClassifier({"bowel": 1})
     with pytest.raises(ValueError, match="4 stages"):
         MultiHeadClassifier(HEADS, layers=(1, 1))
+
+
+@pytest.mark.parametrize("pooling, features", [("avg", 16), ("max", 16), ("avgmax", 32)])
+def test_pooling_choices(pooling, features):
+    net = MultiHeadClassifier(HEADS, block_inplanes=(4, 8, 8, 16), pooling=pooling).eval()
+    assert net.heads["bowel"].in_features == features
+    assert net(torch.zeros(1, 3, 24, 24, 16)).shape == (1, 13)
+    maps = torch.randn(2, 16, 3, 3, 2)
+    pooled = net.backbone.avgpool(maps).flatten(1)
+    mean, top = maps.mean(dim=(2, 3, 4)), maps.amax(dim=(2, 3, 4))
+    expected = {"avg": mean, "max": top, "avgmax": torch.cat([mean, top], 1)}[pooling]
+    assert torch.allclose(pooled, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        MultiHeadClassifier(HEADS, pooling="sum")

@@ -123,6 +123,13 @@ def test_prepare_rsna_and_synthetic(trained, tmp_path):
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert len(os.listdir(out / "train_images")) == 3 and (out / "train.csv").is_file()
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1001\n2003\n")
+    chosen = tmp_path / "chosen"
+    args = ["prepare", "rsna-synthetic", trained["data"], "--out", str(chosen), "--patient-ids", str(ids)]
+    result = runner.invoke(cli, [*args, "--shape", "16", "16", "8"])
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(chosen / "train_images")) == ["1001", "2003"]
 
 
 @pytest.mark.realdata

@@ -31,6 +31,7 @@ SHOWN = (
     "specificity",
     "weighted_log_loss",
     "prior_baseline_weighted_log_loss",
+    "best_constant_baseline_weighted_log_loss",
     "auc_any_injury",
 )
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
 from medkit.io.atomic import write_json_atomic, write_table_atomic
-from medkit.metrics.rsna import SUBMISSION_COLUMNS, prior_probabilities, rsna_report, rsna_score
+from medkit.metrics.rsna import SUBMISSION_COLUMNS, best_constant, prior_probabilities, rsna_report, rsna_score
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -28,8 +28,10 @@ class SubmissionWriter(EpochCollector):
     patient). ``rows`` keeps one entry per input (``image``, ``patient``, ``error``) for reporting; inputs that
     failed to load (``TolerantDataset``) have an error and no share in the patient's row, and a patient none of
     whose inputs was read gets no row. With ``metrics_file`` and labelled items (``"label"``, five class indices),
-    the per-patient figures of ``medkit.metrics.rsna.rsna_report`` are written there too, with the score of the
-    prior-probability baseline when ``prior_labels`` (the training labels) are given.
+    the per-patient figures of ``medkit.metrics.rsna.rsna_report`` are written there too, with the scores of two
+    baselines fitted on ``prior_labels`` (the training labels) when given: the class frequencies
+    (``prior_baseline_weighted_log_loss``) and the constant that minimises the weighted score
+    (``best_constant_baseline_weighted_log_loss``).
 
     Args:
         output_file: the submission table (``.csv`` or ``.json``).
@@ -101,8 +103,9 @@ class SubmissionWriter(EpochCollector):
             labels = np.stack([self._labels[p] for p in patients])
             self.report = rsna_report(probs, labels)
             if self.prior_labels is not None and len(self.prior_labels):
-                prior = np.repeat(prior_probabilities(self.prior_labels)[None], len(patients), axis=0)
-                self.report["prior_baseline_weighted_log_loss"] = rsna_score(prior, labels)
+                for name, row in (("prior", prior_probabilities), ("best_constant", best_constant)):
+                    constant = np.repeat(row(self.prior_labels)[None], len(patients), axis=0)
+                    self.report[f"{name}_baseline_weighted_log_loss"] = rsna_score(constant, labels)
             self.report["n_inputs_failed"] = self.n_failed
             write_json_atomic(self.report, self.metrics_file)
             logger.info(

@@ -66,7 +66,7 @@ def test_evaluate_writes_the_competition_score(trained, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_cases"] == N_PATIENTS and metrics["weighted_log_loss"] > 0
-    assert metrics["prior_baseline_weighted_log_loss"] > 0
+    assert metrics["prior_baseline_weighted_log_loss"] > 0 and metrics["best_constant_baseline_weighted_log_loss"] > 0
     for key in ("auc_bowel", "auc_extravasation", "auc_kidney", "auc_liver", "auc_spleen", "auc_any_injury"):
         assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0
     rows = list(csv.DictReader((out / "predictions.csv").open()))

@@ -10,6 +10,7 @@ import torch
 
 from medkit.metrics.rsna import (
     SUBMISSION_COLUMNS,
+    best_constant,
     prior_probabilities,
     rsna_report,
     rsna_score,
@@ -161,3 +162,16 @@ def test_shapes_are_checked():
         weighted_log_loss(np.ones((2, 12)), np.zeros((2, 5), int))
     with pytest.raises(ValueError, match="labels must be"):
         weighted_log_loss(np.ones((2, 13)), np.zeros((3, 5), int))
+
+
+def test_best_constant_beats_the_frequencies_under_the_weights():
+    rng = np.random.default_rng(1)
+    labels = np.zeros((300, 5), dtype=np.int64)
+    labels[:20, 1] = 1  # extravasation, weight 6
+    labels[20:60, 4] = rng.integers(1, 3, 40)  # spleen low/high
+    labels[60:70, 0] = 1
+    prior, best = prior_probabilities(labels), best_constant(labels)
+    n = len(labels)
+    assert rsna_score(np.repeat(best[None], n, 0), labels) < rsna_score(np.repeat(prior[None], n, 0), labels) - 0.02
+    assert best[3] > prior[3]  # extravasation injury predicted more often than it occurs
+    assert [float(p.sum()) for p in np.split(best, [2, 4, 7, 10])] == pytest.approx([1.0] * 5)

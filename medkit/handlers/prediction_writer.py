@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
+from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated
 from medkit.io.atomic import write_table_atomic
 from medkit.metrics.classification import predict_labels
 
@@ -21,7 +21,7 @@ __all__ = ["PredictionWriter"]
 logger = logging.getLogger(__name__)
 
 
-class PredictionWriter(EpochCollector):
+class PredictionWriter(RowWriter):
     """Collect class probabilities per input and write ``output_file`` (``.csv`` or ``.json``) on completion.
 
     Each row has ``image``, ``label`` (predicted class name), ``prob_<class>`` for each class and
@@ -45,10 +45,6 @@ class PredictionWriter(EpochCollector):
         self.threshold = threshold
         self.path_key = path_key
         self.rows: list[dict] = []
-
-    @property
-    def n_failed(self) -> int:
-        return sum(1 for r in self.rows if r["error"])
 
     def _reset(self, engine: Engine | None = None) -> None:
         self.rows.clear()

@@ -20,7 +20,7 @@ from medkit.metrics.plots import plot_confusion_matrix, plot_image_grid, plot_ro
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["ClassificationReportWriter", "EpochCollector", "decollated"]
+__all__ = ["ClassificationReportWriter", "EpochCollector", "RowWriter", "decollated"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,17 @@ class EpochCollector:
 
     def _finish(self, engine: Engine | None = None) -> object:
         raise NotImplementedError
+
+
+class RowWriter(EpochCollector):
+    """An ``EpochCollector`` that keeps one row per input in ``rows``, each with an ``"error"`` (empty if read)."""
+
+    rows: list[dict]
+
+    @property
+    def n_failed(self) -> int:
+        """Inputs that could not be read."""
+        return sum(1 for r in self.rows if r["error"])
 
 
 def decollated(engine: Engine) -> zip:

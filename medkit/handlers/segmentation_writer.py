@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
-from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
+from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated
 from medkit.io.atomic import atomic_path, write_table_atomic
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ COLUMNS = (
 )
 
 
-class SegmentationWriter(EpochCollector):
+class SegmentationWriter(RowWriter):
     """Write, for each input slice, ``masks/<name>_mask.png`` (0/255) and ``overlays/<name>_overlay.png`` (prediction
     outlined in red); for each case (a patient folder given as input), ``nifti/<case>_mask.nii.gz`` with the masks
     stacked in slice order; and ``output_file`` (``.csv`` or ``.json``) with one row per input.
@@ -92,10 +92,6 @@ class SegmentationWriter(EpochCollector):
         self.prob_key = prob_key
         self.rows: list[dict] = []
         self._volumes: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
-
-    @property
-    def n_failed(self) -> int:
-        return sum(1 for r in self.rows if r["error"])
 
     def _reset(self, engine: Engine | None = None) -> None:
         self.rows.clear()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
+from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated
 from medkit.io.atomic import write_json_atomic, write_table_atomic
 from medkit.metrics.rsna import SUBMISSION_COLUMNS, best_constant, prior_probabilities, rsna_report, rsna_score
 
@@ -21,7 +21,7 @@ __all__ = ["SubmissionWriter"]
 logger = logging.getLogger(__name__)
 
 
-class SubmissionWriter(EpochCollector):
+class SubmissionWriter(RowWriter):
     """Collect per-target probabilities per CT volume; write one row per patient as in ``sample_submission.csv``.
 
     A patient's row is the mean over its volumes that were read (the competition has one or two series per
@@ -60,10 +60,6 @@ class SubmissionWriter(EpochCollector):
         self._probs: dict[str, list[np.ndarray]] = defaultdict(list)
         self._labels: dict[str, np.ndarray] = {}
         self.report: dict = {}
-
-    @property
-    def n_failed(self) -> int:
-        return sum(1 for r in self.rows if r["error"])
 
     def _reset(self, engine: Engine | None = None) -> None:
         self.rows.clear()

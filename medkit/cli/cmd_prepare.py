@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from medkit.cli.common import existing_dir
@@ -90,8 +92,6 @@ def command(
 def _write_synthetic_rsna(
     data_root: str, out: str, n_patients: int | None, ids_file: str | None, shape: tuple, seed: int
 ) -> None:
-    import os
-
     from medkit.data.synthetic_ct import write_synthetic_rsna
 
     labels = os.path.join(data_root, "train.csv")

@@ -12,6 +12,7 @@ from monai.data import Dataset
 
 from medkit.data.folders import list_image_files
 from medkit.errors import InputFileError
+from medkit.io.ct import NIFTI_SUFFIXES
 
 __all__ = ["inference_datalist", "series_datalist", "TolerantDataset", "error_message"]
 
@@ -71,8 +72,6 @@ def inference_datalist(
 
 
 def _is_nifti(path: str) -> bool:
-    from medkit.io.ct import NIFTI_SUFFIXES
-
     return path.lower().endswith(NIFTI_SUFFIXES)
 
 
@@ -122,7 +121,7 @@ def series_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") -> 
 
 def _nifti_patient(path: str) -> str:
     name = os.path.basename(path)
-    for suffix in (".nii.gz", ".nii"):
+    for suffix in NIFTI_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

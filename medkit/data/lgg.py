@@ -16,13 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from medkit.data.folders import _resolve_root, list_subfolders, probe_items
-from medkit.data.splits import split_three_ways
+from medkit.data.splits import check_split_fractions, split_three_ways
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.io.tiff import TIFF_SUFFIXES, read_mask, read_tiff
 
 __all__ = [
     "CLASS_NAMES",
     "slice_number",
+    "case_of_slice",
     "patient_of_case",
     "list_case_slices",
     "build_lgg_datalist",
@@ -43,6 +44,12 @@ def slice_number(path: str) -> int | None:
     """``TCGA_CS_4942_19970222_12.tif`` -> 12; ``None`` for names without a trailing ``_<n>``."""
     match = _SLICE.match(os.path.splitext(os.path.basename(path))[0])
     return int(match.group("n")) if match else None
+
+
+def case_of_slice(path: str) -> str | None:
+    """``TCGA_CS_4942_19970222_12.tif`` -> ``TCGA_CS_4942_19970222``; ``None`` for names without a trailing ``_<n>``."""
+    match = _SLICE.match(os.path.splitext(os.path.basename(path))[0])
+    return match.group("case") if match else None
 
 
 def patient_of_case(case: str) -> str:
@@ -141,6 +148,7 @@ def build_lgg_datalist(
     """
     if len(class_names) != 2:
         raise ValueError(f"the LGG set has two slice classes (no tumour, tumour), got {list(class_names)}")
+    check_split_fractions(val_fraction, test_fraction)
     root = _resolve_root(os.fspath(dataset_dir), None)
     for nested in ("lgg-mri-segmentation", "kaggle_3m"):
         if nested in list_subfolders(root):

@@ -20,7 +20,7 @@ import os
 from collections import Counter
 
 from medkit.data.folders import list_subfolders
-from medkit.data.splits import split_three_ways
+from medkit.data.splits import check_split_fractions, split_three_ways
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.metrics.rsna import TARGET_NAMES, TARGETS
 
@@ -189,6 +189,7 @@ def build_rsna_datalist(
     Raises:
         DatasetLayoutError: no ``train.csv``, or no series folder of a labelled patient.
     """
+    check_split_fractions(val_fraction, test_fraction)
     root = os.path.abspath(os.path.expanduser(os.fspath(dataset_dir)))
     labels_csv = os.path.join(root, "train.csv")
     if not os.path.isfile(labels_csv):

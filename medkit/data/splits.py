@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["split_by_patient", "split_three_ways"]
+__all__ = ["split_by_patient", "split_three_ways", "check_split_fractions"]
 
 
 def split_by_patient(
@@ -54,6 +54,13 @@ def split_by_patient(
     return training, validation
 
 
+def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raise ``ValueError`` unless validation and test fractions leave patients for training (builders call it
+    before scanning a data set, so a bad value fails at once)."""
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
+
+
 def split_three_ways(
     strata: dict[str, object], val_fraction: float, test_fraction: float, seed: int = 0
 ) -> dict[str, str]:
@@ -71,8 +78,7 @@ def split_three_ways(
     Raises:
         ValueError: the fractions do not leave patients for training.
     """
-    if val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
+    check_split_fractions(val_fraction, test_fraction)
     keyed = [{"patient": p, "label": s} for p, s in strata.items()]
     rest, test = split_by_patient(keyed, test_fraction, seed=seed)
     train, val = split_by_patient(rest, val_fraction / (1.0 - test_fraction), seed=seed + 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -38,9 +37,7 @@ class PredictionWriter(RowWriter):
     def __init__(
         self, output_file: str, class_names: Sequence[str], threshold: float | None = None, path_key: str = "image_path"
     ) -> None:
-        if not str(output_file).lower().endswith((".csv", ".json")):
-            raise ValueError(f"output_file must end in .csv or .json, got {output_file}")
-        self.output_file = os.fspath(output_file)
+        self.output_file = self.table_name(output_file)
         self.class_names = list(class_names)
         self.threshold = threshold
         self.path_key = path_key

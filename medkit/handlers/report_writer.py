@@ -55,6 +55,13 @@ class RowWriter(EpochCollector):
 
     rows: list[dict]
 
+    @staticmethod
+    def table_name(output_file: str | os.PathLike) -> str:
+        """``output_file`` as a string, checked to end in ``.csv`` or ``.json`` (the formats rows are written in)."""
+        if not str(output_file).lower().endswith((".csv", ".json")):
+            raise ValueError(f"output_file must end in .csv or .json, got {output_file}")
+        return os.fspath(output_file)
+
     @property
     def n_failed(self) -> int:
         """Inputs that could not be read."""

@@ -74,10 +74,8 @@ class SegmentationWriter(RowWriter):
         if pred_layout not in ("rc", "xy"):
             raise ValueError(f"pred_layout must be 'rc' or 'xy', got {pred_layout}")
         self.pred_layout = pred_layout
-        if not str(output_file).lower().endswith((".csv", ".json")):
-            raise ValueError(f"output_file must end in .csv or .json, got {output_file}")
         self.output_dir = os.fspath(output_dir)
-        self.output_file = os.path.join(self.output_dir, os.fspath(output_file))
+        self.output_file = os.path.join(self.output_dir, self.table_name(output_file))
         if pixel_spacing is None:
             self.spacing = None
         else:

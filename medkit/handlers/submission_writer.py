@@ -49,9 +49,7 @@ class SubmissionWriter(RowWriter):
         path_key: str = "image_path",
         patient_key: str = "patient",
     ) -> None:
-        if not str(output_file).lower().endswith((".csv", ".json")):
-            raise ValueError(f"output_file must end in .csv or .json, got {output_file}")
-        self.output_file = os.fspath(output_file)
+        self.output_file = self.table_name(output_file)
         self.metrics_file = os.fspath(metrics_file) if metrics_file else None
         self.prior_labels = None if prior_labels is None else np.asarray(prior_labels, dtype=np.int64)
         self.path_key = path_key

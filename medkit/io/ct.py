@@ -267,13 +267,13 @@ def read_ct_series(folder: str | os.PathLike, strict: bool = False) -> CTSeries:
         unreadable = f" ({len(problems)} unreadable: {problems[0][1]})" if problems else ""
         raise InputFileError(folder, f"no readable DICOM image{unreadable}")
 
-    groups = Counter(_group_key(s.header) for s in headers)
+    keys = [_group_key(s.header) for s in headers]
+    groups = Counter(keys)
     key = groups.most_common(1)[0][0]
-    for s in headers:
-        other = _group_key(s.header)
+    for s, other in zip(headers, keys):
         if other != key:
             problems.append((s.path, f"{_describe(other)} differs from the {groups[key]} files kept; skipped"))
-    slices = [s for s in headers if _group_key(s.header) == key]
+    slices = [s for s, other in zip(headers, keys) if other == key]
     header = slices[0].header
     iop = _floats(header.get("ImageOrientationPatient"), 6)
     if iop is None:
@@ -345,6 +345,16 @@ def _load_nifti(path: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     return array, affine, {"format": "NIfTI", "spacing": spacing, "files": [path], "problems": []}
 
 
+def _load_series(folder: str, strict: bool) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """:func:`read_ct_series` as ``(array, affine, meta)``, the meta as :func:`load_ct` describes it."""
+    s = read_ct_series(folder, strict=strict)
+    return (
+        s.array,
+        s.affine,
+        {"format": "DICOM", "spacing": s.spacing, "files": s.files, "problems": s.problems, **s.meta},
+    )
+
+
 def load_ct(path: str | os.PathLike, strict: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Load a CT volume from a DICOM series folder or a NIfTI file.
 
@@ -363,15 +373,7 @@ def load_ct(path: str | os.PathLike, strict: bool = False) -> tuple[np.ndarray, 
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        series = read_ct_series(path, strict=strict)
-        meta = {
-            "format": "DICOM",
-            "spacing": series.spacing,
-            "files": series.files,
-            "problems": series.problems,
-            **series.meta,
-        }
-        return series.array, series.affine, meta
+        return _load_series(path, strict)
     if not os.path.exists(path):
         raise InputFileError(path, "no such file or folder")
     if not path.lower().endswith(NIFTI_SUFFIXES):
@@ -454,9 +456,5 @@ class CTSeriesReader(CTReader):
         return all(os.path.isdir(n) for n in ensure_tuple(filename))
 
     def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs: Any) -> list[tuple]:
-        out = []
-        for name in ensure_tuple(data):
-            s = read_ct_series(name, strict=kwargs.get("strict", self.strict))
-            info = {"format": "DICOM", "spacing": s.spacing, "files": s.files, "problems": s.problems, **s.meta}
-            out.append((os.fspath(name), s.array, s.affine, info))
-        return out
+        strict = kwargs.get("strict", self.strict)
+        return [(os.fspath(n), *_load_series(os.fspath(n), strict)) for n in ensure_tuple(data)]

@@ -156,9 +156,7 @@ def best_constant(labels: np.ndarray | Sequence[Sequence[int]], steps: int = 400
         loss = weighted_log_loss(logits.expand(len(labels_t), -1), labels_t, logits=True, eps=1e-7)["score"]
         loss.backward()
         optimizer.step()
-    sizes = [len(classes) for _, classes in TARGETS]
-    parts = torch.split(logits.detach()[0], sizes)
-    return torch.cat([torch.softmax(p.double(), 0) for p in parts]).numpy()
+    return torch.cat(list(group_probabilities(logits.detach().double(), logits=True).values()), dim=1)[0].numpy()
 
 
 def _auc(scores: np.ndarray, positive: np.ndarray) -> float | None:

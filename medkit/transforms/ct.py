@@ -48,6 +48,8 @@ class CTWindowsd(MapTransform):
         self.windows = [(float(level), float(width)) for level, width in windows]
         if not self.windows or any(width <= 0 for _, width in self.windows):
             raise ValueError(f"windows must be (level, width) pairs with width > 0, got {windows}")
+        self._low = torch.tensor([level - width / 2 for level, width in self.windows], dtype=torch.float32)
+        self._width = torch.tensor([width for _, width in self.windows], dtype=torch.float32)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
@@ -55,8 +57,7 @@ class CTWindowsd(MapTransform):
             img = d[key]
             if img.shape[0] != 1:
                 raise ValueError(f"{key}: expected one HU channel, got {img.shape[0]}")
-            low = torch.tensor([lv - w / 2 for lv, w in self.windows], dtype=torch.float32)
-            width = torch.tensor([w for _, w in self.windows], dtype=torch.float32)
+            low, width = self._low, self._width
             shape = (-1,) + (1,) * (img.ndim - 1)
             out = ((img.float() - low.reshape(shape).to(img.device)) / width.reshape(shape).to(img.device)).clamp(0, 1)
             d[key] = out  # a MetaTensor keeps its affine through the arithmetic

@@ -72,13 +72,14 @@ class RandFlairForChannelsd(RandomizableTransform, MapTransform):
 
 def _case_files(path: str) -> list[str]:
     """The slices of ``path``'s case: files beside it named ``<case>_<n>.<ext>`` (masks left out), else itself."""
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    case, sep, number = stem.rpartition("_")
-    if not sep or not number.isdigit():
+    from medkit.data.lgg import case_of_slice, slice_number
+
+    case = case_of_slice(path)
+    if case is None:
         return [path]
+    folder, ext = os.path.dirname(os.path.abspath(path)), os.path.splitext(path)[1]
     pattern = os.path.join(glob.escape(folder), glob.escape(case) + "_*" + glob.escape(ext))
-    found = [f for f in glob.glob(pattern) if os.path.splitext(f)[0].rpartition("_")[2].isdigit()]
+    found = [f for f in glob.glob(pattern) if slice_number(f) is not None]
     return sorted(found) or [path]
 
 
@@ -98,7 +99,12 @@ def case_channel_scale(files: Sequence[str], percentile: float = 99.0) -> np.nda
             pixels.append(image.reshape(-1, image.shape[-1]))
     if not pixels:
         return np.ones(1, np.float32)
-    stacked = np.concatenate(pixels).astype(np.float32)
+    return _channel_percentiles(np.concatenate(pixels), percentile)
+
+
+def _channel_percentiles(pixels: np.ndarray, percentile: float) -> np.ndarray:
+    """Per column of ``(n, channels)`` pixels, the ``percentile`` of its non-zero values (1 when there are none)."""
+    stacked = pixels.astype(np.float32)
     scale = np.ones(stacked.shape[1], np.float32)
     for c in range(stacked.shape[1]):
         brain = stacked[:, c][stacked[:, c] > 0]
@@ -139,14 +145,8 @@ class CaseChannelScaled(MapTransform):
             img = d[key]
             scale = self.scale_for(str(d.get(f"{key}_path", "")))
             if scale.shape[0] != img.shape[0]:  # no readable case file: scale this image by itself
-                flat = img.reshape(img.shape[0], -1).float()
-                scale = np.array(
-                    [
-                        max(float(torch.quantile(c[c > 0], self.percentile / 100)), 1e-6) if (c > 0).any() else 1.0
-                        for c in flat
-                    ],
-                    np.float32,
-                )
+                pixels = np.asarray(img.detach().cpu().reshape(img.shape[0], -1)).T
+                scale = _channel_percentiles(pixels, self.percentile)
             factor = torch.as_tensor(scale, dtype=torch.float32).reshape(-1, *([1] * (img.ndim - 1)))
             d[key] = (img / factor.to(img.device)).clamp(0.0, self.clip)
         return d

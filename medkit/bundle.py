@@ -312,10 +312,12 @@ def classifier_gate(
     }
 
 
-def meta_component(bundle_root: str, key: str) -> Any:
+def meta_component(bundle_root: str, key: str, **overrides: Any) -> Any:
     """Instantiate ``medkit.<key>`` of the bundle's metadata.json (network, preprocessing...).
 
-    The same object ``@_meta_#medkit#<key>`` gives, but read from the file itself.
+    The same object ``@_meta_#medkit#<key>`` gives, but read from the file itself; ``overrides`` set arguments
+    of that definition first (``meta_component(root, "preprocessing", seg_key="seg")``: the training variant
+    of the shared preprocessing).
 
     MONAI Label parses a bundle's inference.json without its metadata (``@_meta_`` is empty there), so the
     inference configs reach the shared definitions through this function and ``load_metadata(@bundle_root)``.
@@ -326,4 +328,6 @@ def meta_component(bundle_root: str, key: str) -> Any:
     parser.read_meta(os.path.join(os.fspath(bundle_root), "configs", "metadata.json"))
     if key not in parser.get("_meta_", {}).get("medkit", {}):
         raise MedkitError(f"{bundle_root}: metadata.json has no medkit.{key}")
+    for name, value in overrides.items():
+        parser[f"_meta_#medkit#{key}#{name}"] = value
     return parser.get_parsed_content(f"_meta_#medkit#{key}")

@@ -39,6 +39,12 @@ SYNTHETIC = ("rsna-synthetic",)
     show_default=True,
     help="rsna-synthetic: voxels per volume (x, y, slices).",
 )
+@click.option(
+    "--segmentations/--no-segmentations",
+    default=True,
+    show_default=True,
+    help="rsna-synthetic: also write organ and injury masks (segmentations/<series_id>.nii.gz) for training.",
+)
 def command(
     source: str,
     data_root: str,
@@ -50,6 +56,7 @@ def command(
     n_patients,
     patient_ids,
     shape,
+    segmentations,
 ) -> None:
     """Scan DATA_ROOT (laid out as SOURCE publishes it) and write a patient-level split datalist.
 
@@ -65,7 +72,7 @@ def command(
 
     data_root = existing_dir(data_root, "data")
     if source == "rsna-synthetic":
-        _write_synthetic_rsna(data_root, out, n_patients, patient_ids, shape, seed)
+        _write_synthetic_rsna(data_root, out, n_patients, patient_ids, shape, seed, segmentations)
         return
     datalist = BUILDERS[source](data_root, val_fraction=val_fraction, seed=seed, check_images=check, progress=check)
     write_json_atomic(datalist, out)
@@ -90,7 +97,13 @@ def command(
 
 
 def _write_synthetic_rsna(
-    data_root: str, out: str, n_patients: int | None, ids_file: str | None, shape: tuple, seed: int
+    data_root: str,
+    out: str,
+    n_patients: int | None,
+    ids_file: str | None,
+    shape: tuple,
+    seed: int,
+    segmentations: bool = True,
 ) -> None:
     from medkit.data.synthetic_ct import write_synthetic_rsna
 
@@ -106,5 +119,7 @@ def _write_synthetic_rsna(
                 ids = [line.strip() for line in f if line.strip()]
         except OSError as e:
             raise click.BadParameter(f"{ids_file}: {e.strerror}", param_hint="--patient-ids") from None
-    summary = write_synthetic_rsna(out, labels, patient_ids=ids, n_patients=n_patients, shape=tuple(shape), seed=seed)
+    summary = write_synthetic_rsna(
+        out, labels, patient_ids=ids, n_patients=n_patients, shape=tuple(shape), seed=seed, segmentations=segmentations
+    )
     click.echo(f"wrote {summary['n_series']} series of {summary['n_patients']} patients to {out}")

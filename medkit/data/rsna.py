@@ -9,7 +9,9 @@ Layout (as the competition publishes it)::
 Each series is one item ``{"image": <series folder>, "patient", "series", "label": [bowel, extravasation, kidney,
 liver, spleen], "any_injury", "aortic_hu"}`` (``aortic_hu`` from ``train_series_meta.csv``, -1 when it has none:
 a number either way, so batches collate) (labels as in ``medkit.metrics.rsna.TARGETS``: 0 healthy, 1 injury
-or low, 2 high). A patient's series all go to the same side of the split.
+or low, 2 high), plus ``"seg"``: ``<root>/segmentations/<series_id>.nii[.gz]`` where the series has one (the
+competition published organ masks for some series; the synthetic set writes organ and injury masks for all, see
+``SEGMENTATION_LABELS``). A patient's series all go to the same side of the split.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = [
     "patient_stratum",
     "RSNA_TRAIN_COLUMNS",
     "RSNA_SERIES_META_COLUMNS",
+    "SEGMENTATION_LABELS",
+    "segmentation_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,6 +44,30 @@ logger = logging.getLogger(__name__)
 RSNA_TRAIN_COLUMNS = ("patient_id", *(f"{t}_{g}" for t, grades in TARGETS for g in grades), "any_injury")
 #: the columns of the real ``train_series_meta.csv``, in order
 RSNA_SERIES_META_COLUMNS = ("patient_id", "series_id", "aortic_hu", "incomplete_organ")
+#: voxel labels of ``segmentations/<series_id>.nii[.gz]``: 1-5 are the competition's organ masks; 6-10 are
+#: medkit's injury labels (the synthetic set writes them; the real set has none), each over its organ's label
+SEGMENTATION_LABELS: dict[str, int] = {
+    "liver": 1,
+    "spleen": 2,
+    "kidney_left": 3,
+    "kidney_right": 4,
+    "bowel": 5,
+    "liver_injury": 6,
+    "spleen_injury": 7,
+    "kidney_injury": 8,
+    "bowel_injury": 9,
+    "extravasation": 10,
+}
+SEGMENTATIONS_DIR = "segmentations"
+
+
+def segmentation_path(root: str, series: str) -> str | None:
+    """``<root>/segmentations/<series>.nii`` or ``.nii.gz`` (the competition's layout) if there is one."""
+    for suffix in (".nii", ".nii.gz"):
+        path = os.path.join(root, SEGMENTATIONS_DIR, f"{series}{suffix}")
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def _flag(cell: str) -> int | None:
@@ -226,16 +254,18 @@ def build_rsna_datalist(
                     continue
             vector = label_vector(labels[patient])
             info = meta.get((patient, series), {})
-            items.append(
-                {
-                    "image": folder,
-                    "patient": patient,
-                    "series": series,
-                    "label": vector,
-                    "any_injury": int(any(vector)),
-                    "aortic_hu": -1.0 if info.get("aortic_hu") is None else info["aortic_hu"],
-                }
-            )
+            item = {
+                "image": folder,
+                "patient": patient,
+                "series": series,
+                "label": vector,
+                "any_injury": int(any(vector)),
+                "aortic_hu": -1.0 if info.get("aortic_hu") is None else info["aortic_hu"],
+            }
+            seg = segmentation_path(root, series)
+            if seg:
+                item["seg"] = seg
+            items.append(item)
     if not items:
         raise DatasetLayoutError(images, "no <patient_id>/<series_id>/ folder of a patient listed in train.csv")
     strata = {i["patient"]: patient_stratum(i["label"]) for i in items}

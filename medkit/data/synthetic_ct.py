@@ -25,9 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from medkit.data.rsna import RSNA_SERIES_META_COLUMNS, RSNA_TRAIN_COLUMNS, read_rsna_labels
+from medkit.data.rsna import (
+    RSNA_SERIES_META_COLUMNS,
+    RSNA_TRAIN_COLUMNS,
+    SEGMENTATION_LABELS,
+    SEGMENTATIONS_DIR,
+    read_rsna_labels,
+)
 from medkit.errors import MedkitError
-from medkit.io.atomic import write_table_atomic
+from medkit.io.atomic import atomic_path, write_table_atomic
 from medkit.metrics.rsna import TARGET_NAMES, TARGETS
 
 __all__ = [
@@ -722,7 +728,8 @@ def synthetic_ct_volume(
         "origin": mm of voxel (0, 0, 0) (LPS), "aortic_hu", "noise_hu", "series", "injuries": {target: {"grade",
         ...}}}``; with ``return_masks``, ``info["masks"]`` has ``body, liver, spleen, kidney, kidney_left,
         kidney_right, aorta, ivc, spine, bone, stomach, bowel`` and the lesions ``liver_lesion, spleen_lesion,
-        kidney_lesion, haematoma, bowel_wall, free_fluid, free_gas, bowel_lesion, extravasation``.
+        kidney_lesion, haematoma`` (``liver_haematoma, spleen_haematoma, kidney_haematoma`` by organ), ``bowel_wall,
+        free_fluid, free_gas, bowel_lesion, extravasation``.
     """
     from scipy.ndimage import gaussian_filter
 
@@ -769,11 +776,12 @@ def synthetic_ct_volume(
             side = ("left", "right")[int(r.integers(2))]
             detail["side"] = side
             region = masks[f"kidney_{side}"]
-        lesion = np.zeros(shape, dtype=bool)
+        lesion = haem = np.zeros(shape, dtype=bool)
         if labels[organ]:
             lesion, haem = _organ_injury(grid, L, hu, region, labels[organ], r, 1.5 if organ == "kidney" else 1.0)
             haematoma |= haem
         masks[f"{organ}_lesion"] = lesion
+        masks[f"{organ}_haematoma"] = haem
         injuries[organ] = detail
     masks["haematoma"] = haematoma
     gut = {n: np.zeros(shape, dtype=bool) for n in ("bowel_wall", "free_fluid", "free_gas")}
@@ -954,6 +962,33 @@ def _write_series(
     return paths
 
 
+def segmentation_label_map(masks: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The ``SEGMENTATION_LABELS`` map (uint8) of :func:`synthetic_ct_volume`'s ``info["masks"]``.
+
+    Organs first (the competition's 1-5), then each injury over them: bowel injury (thickened wall, free fluid and
+    gas), liver/spleen/kidney injury (lacerations, contusions and that organ's haematoma), extravasation last.
+    """
+    out = np.zeros(masks["liver"].shape, dtype=np.uint8)
+    for name in ("liver", "spleen", "kidney_left", "kidney_right", "bowel"):
+        out[masks[name]] = SEGMENTATION_LABELS[name]
+    out[masks["bowel_lesion"]] = SEGMENTATION_LABELS["bowel_injury"]
+    for organ in _ORGANS:
+        out[masks[f"{organ}_lesion"] | masks[f"{organ}_haematoma"]] = SEGMENTATION_LABELS[f"{organ}_injury"]
+    out[masks["extravasation"]] = SEGMENTATION_LABELS["extravasation"]
+    return out
+
+
+def _write_segmentation(path: str, labels: np.ndarray, info: Mapping[str, Any]) -> None:
+    """Write ``labels`` (the volume's ``(x, y, z)`` grid) as NIfTI in the series' RAS world coordinates, atomically."""
+    import nibabel as nib
+
+    sx, sy, sz = info["spacing"]
+    ox, oy, oz = info["origin"]  # LPS of voxel (0, 0, 0); the DICOM rows and columns run along +L and +P
+    affine = np.array([[-sx, 0, 0, -ox], [0, -sy, 0, -oy], [0, 0, sz, oz], [0, 0, 0, 1]], dtype=np.float64)
+    with atomic_path(path) as tmp:
+        nib.save(nib.Nifti1Image(labels, affine), tmp)
+
+
 def _series_counts(series_per_patient: int | tuple[int, int]) -> tuple[int, int]:
     lo_hi = (series_per_patient, series_per_patient) if isinstance(series_per_patient, int) else series_per_patient
     try:
@@ -974,6 +1009,7 @@ def write_synthetic_rsna(
     seed: int = 0,
     series_per_patient: int | tuple[int, int] = 1,
     compression: str | None = None,
+    segmentations: bool = False,
 ) -> dict[str, Any]:
     """Write an RSNA 2023 Abdominal Trauma Detection look-alike for real (or made-up) patients' labels.
 
@@ -999,6 +1035,8 @@ def write_synthetic_rsna(
         series_per_patient: series per patient, or a ``(min, max)`` pair to draw it per patient (the real set
             has one or two). The series of a patient share the body and differ in contrast timing and noise.
         compression: ``None`` (explicit VR little endian) or ``"rle"`` (RLE Lossless).
+        segmentations: also write ``out_dir/segmentations/<series_id>.nii.gz``, organ and injury labels
+            (``medkit.data.rsna.SEGMENTATION_LABELS``) on the series' grid, for training with voxel supervision.
 
     Returns:
         ``{"out_dir", "train_csv", "series_meta_csv", "patient_ids", "n_patients", "n_series", "n_files" (DICOM
@@ -1053,7 +1091,9 @@ def write_synthetic_rsna(
         os.makedirs(patient_dir, exist_ok=True)
         uids = {"study": _uid(run, pid, "study"), "frame": _uid(run, pid, "frame")}
         for k, sid in enumerate(series_ids):
-            volume, info = synthetic_ct_volume(table[pid], shape, patient_rng(seed, pid), series=k)
+            volume, info = synthetic_ct_volume(
+                table[pid], shape, patient_rng(seed, pid), series=k, return_masks=segmentations
+            )
             first_instance = int(choice.integers(1, 60))
             final = os.path.join(patient_dir, str(sid))
             tmp = os.path.join(patient_dir, f".tmp-{os.getpid()}-{sid}")
@@ -1085,6 +1125,10 @@ def write_synthetic_rsna(
                 shutil.rmtree(tmp, ignore_errors=True)
                 shutil.rmtree(old, ignore_errors=True)
             n_files += len(paths)
+            if segmentations:
+                seg_path = os.path.join(out_dir, SEGMENTATIONS_DIR, f"{sid}.nii.gz")
+                _write_segmentation(seg_path, segmentation_label_map(info["masks"]), info)
+                n_files += 1  # after its series: no mask of a series that is not there
             series_rows.append(
                 {"patient_id": pid, "series_id": sid, "aortic_hu": info["aortic_hu"], "incomplete_organ": 0}
             )
@@ -1130,11 +1174,12 @@ def write_synthetic_rsna_demo(
     out_dir: str | os.PathLike, n_healthy: int = 7, shape: Sequence[int] = (32, 32, 16), seed: int = 0
 ) -> str:
     """A tiny RSNA look-alike for tests, demos and ``medkit verify``: ``DEMO_INJURIES`` patients (ids 1000...)
-    and ``n_healthy`` healthy ones (ids 2000...), labels made up here; returns ``out_dir``."""
+    and ``n_healthy`` healthy ones (ids 2000...), labels made up here, with organ and injury masks; returns
+    ``out_dir``."""
     healthy = dict.fromkeys(RSNA_TARGETS, 0)
     labels = {str(1000 + i): {**healthy, **extra} for i, extra in enumerate(DEMO_INJURIES)}
     labels.update({str(2000 + i): dict(healthy) for i in range(n_healthy)})
     for row in labels.values():
         row["any_injury"] = int(any(row[t] for t in RSNA_TARGETS))
-    write_synthetic_rsna(out_dir, labels, shape=shape, seed=seed)
+    write_synthetic_rsna(out_dir, labels, shape=shape, seed=seed, segmentations=True)
     return os.fspath(out_dir)

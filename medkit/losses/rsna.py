@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from monai.utils import convert_to_tensor
 from torch import nn
 
 from medkit.metrics.rsna import weighted_log_loss
 
-__all__ = ["RSNAWeightedLoss"]
+__all__ = ["RSNAWeightedLoss", "RSNASegLoss", "pool_labels", "masked_dice_ce"]
 
 
 class RSNAWeightedLoss(nn.Module):
@@ -30,3 +32,71 @@ class RSNAWeightedLoss(nn.Module):
         parts = weighted_log_loss(logits.float(), labels, logits=True, eps=self.eps)
         organs = [v for k, v in parts.items() if k not in ("any_injury", "score")]
         return (torch.stack(organs).sum() + self.any_weight * parts["any_injury"]) / (len(organs) + self.any_weight)
+
+
+def pool_labels(labels: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Shrink an ``(N, 1, *spatial)`` integer label map to ``size`` keeping the highest label of each block.
+
+    With ``medkit.data.rsna.SEGMENTATION_LABELS`` the injuries (6-10) outrank the organs (1-5), so a lesion of a
+    single voxel still marks its block; -1 (unlabelled) survives only where the whole block is unlabelled.
+    Sizes that are not whole multiples are brought to ``size`` by nearest-neighbour afterwards.
+    """
+    if tuple(labels.shape[2:]) == tuple(size):
+        return labels
+    dims = labels.ndim - 2
+    factor = [max(1, s // t) for s, t in zip(labels.shape[2:], size)]
+    pool = F.max_pool3d if dims == 3 else F.max_pool2d
+    out = pool(labels.float(), kernel_size=factor, stride=factor, ceil_mode=True)
+    if tuple(out.shape[2:]) != tuple(size):
+        out = F.interpolate(out, size=size, mode="nearest")
+    return out.long()
+
+
+def masked_dice_ce(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """Cross-entropy plus soft Dice (foreground labels, pooled over the batch) on the voxels labelled >= 0.
+
+    ``logits`` ``(N, C, *spatial)``; ``labels`` ``(N, 1, *spatial)`` with -1 where a case has no segmentation.
+    Returns 0 (with a gradient path) when no voxel is labelled.
+    """
+    target = labels[:, 0].long()
+    valid = target >= 0
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    ce = F.cross_entropy(logits.float(), target.clamp(min=0), reduction="none")[valid].mean()
+    probs = torch.softmax(logits.float(), dim=1)
+    onehot = F.one_hot(target.clamp(min=0), logits.shape[1]).movedim(-1, 1).float()
+    mask = valid.unsqueeze(1).float()
+    dims = [0, *range(2, logits.ndim)]
+    inter = (probs * onehot * mask).sum(dims)[1:]
+    denom = ((probs + onehot) * mask).sum(dims)[1:]
+    dice = 1.0 - (2.0 * inter + smooth) / (denom + smooth)
+    return ce + dice.mean()
+
+
+class RSNASegLoss(nn.Module):
+    """``RSNAWeightedLoss`` on the class logits plus ``seg_weight`` x (cross-entropy + Dice) on the segmentation.
+
+    For networks that also segment (``medkit.networks.SegGuidedClassifier``): ``preds`` is ``(class_logits,
+    seg_logits)`` and ``targets`` ``(labels, seg)`` (``medkit.workflows.PrepareBatchWithSeg``), the label map
+    pooled to the logits' size (``pool_labels``), -1 voxels ignored. Plain logits or plain labels (evaluation,
+    or a data set without masks) give the classification loss alone.
+
+    Args:
+        seg_weight: weight of the segmentation term.
+        eps: probability clip of the classification loss.
+        any_weight: weight of the any_injury term (see ``RSNAWeightedLoss``).
+    """
+
+    def __init__(self, seg_weight: float = 1.0, eps: float = 1e-7, any_weight: float = 1.0) -> None:
+        super().__init__()
+        self.seg_weight = float(seg_weight)
+        self.classification = RSNAWeightedLoss(eps=eps, any_weight=any_weight)
+
+    def forward(self, preds: torch.Tensor | tuple, targets: torch.Tensor | tuple) -> torch.Tensor:
+        logits, seg_logits = preds if isinstance(preds, (tuple, list)) else (preds, None)
+        labels, seg = targets if isinstance(targets, (tuple, list)) else (targets, None)
+        loss = self.classification(logits, labels)
+        if seg_logits is None or seg is None or not self.seg_weight:
+            return loss
+        seg = pool_labels(convert_to_tensor(seg, track_meta=False), tuple(seg_logits.shape[2:]))
+        return loss + self.seg_weight * masked_dice_ce(seg_logits, seg)

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from medkit.networks.multihead import MultiHeadClassifier
 from medkit.networks.resunet import ResEncoderClassifier, ResUNet
+from medkit.networks.segguided import SegGuidedClassifier
 from medkit.networks.weights import load_pretrained, sha256_of
 
-__all__ = ["MultiHeadClassifier", "ResUNet", "ResEncoderClassifier", "load_pretrained", "sha256_of"]
+__all__ = [
+    "MultiHeadClassifier",
+    "SegGuidedClassifier",
+    "ResUNet",
+    "ResEncoderClassifier",
+    "load_pretrained",
+    "sha256_of",
+]

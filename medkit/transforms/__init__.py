@@ -6,6 +6,7 @@ from medkit.transforms.classification import classification_postprocessing
 from medkit.transforms.ct import (
     ABDOMINAL_WINDOWS,
     CTWindowsd,
+    FillMissingLabeld,
     GroupSoftmaxd,
     ct_augmentation,
     ct_preprocessing,
@@ -20,6 +21,7 @@ from medkit.transforms.xray import xray_augmentation, xray_preprocessing
 __all__ = [
     "ABDOMINAL_WINDOWS",
     "CTWindowsd",
+    "FillMissingLabeld",
     "ct_preprocessing",
     "ct_augmentation",
     "GroupSoftmaxd",

@@ -24,6 +24,7 @@ from medkit.transforms.keep_pathd import KeepPathd
 
 __all__ = [
     "CTWindowsd",
+    "FillMissingLabeld",
     "GroupSoftmaxd",
     "ABDOMINAL_WINDOWS",
     "ct_preprocessing",
@@ -64,12 +65,40 @@ class CTWindowsd(MapTransform):
         return d
 
 
+class FillMissingLabeld(MapTransform):
+    """Give items without a label map (``key`` absent) one of ``value`` (-1: unlabelled) shaped like ``like``.
+
+    Lets cases with and without segmentations share a batch: the loss ignores the -1 voxels.
+
+    Args:
+        keys: the label map key(s).
+        like: key of the preprocessed image whose spatial shape the filler takes.
+        value: the filler.
+        dtype: dtype of every label map (int8 holds -1 to 127 at a byte a voxel in the cache).
+    """
+
+    def __init__(self, keys: KeysCollection, like: str = "image", value: int = -1, dtype=torch.int8) -> None:
+        super().__init__(keys, allow_missing_keys=True)
+        self.like, self.value, self.dtype = like, int(value), dtype
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        shape = tuple(torch.as_tensor(d[self.like]).shape[1:])
+        for key in self.keys:
+            if key in d and not isinstance(d[key], str):
+                d[key] = torch.as_tensor(d[key]).round().to(self.dtype)
+            else:
+                d[key] = torch.full((1, *shape), self.value, dtype=self.dtype)
+        return d
+
+
 def ct_preprocessing(
     keys: str | Sequence[str] = "image",
     pixdim: Sequence[float] = (4.0, 4.0, 5.0),
     spatial_size: Sequence[int] = (96, 96, 64),
     windows: Sequence[Sequence[float]] = ABDOMINAL_WINDOWS,
     label_key: str | None = "label",
+    seg_key: str | None = None,
 ) -> list[Transform]:
     """Load a CT (DICOM series folder or NIfTI), orient RAS, resample to ``pixdim`` mm, window, pad/crop to size.
 
@@ -82,32 +111,50 @@ def ct_preprocessing(
         spatial_size: output grid (x, y, z).
         windows: ``(level, width)`` HU windows, one output channel each.
         label_key: key of the per-target labels, made a long tensor when present (inference items have none).
+        seg_key: key of a voxel label map (NIfTI path, e.g. ``segmentations/<series>.nii``) resampled with the
+            image (nearest neighbour) onto the same grid; items without one get -1 everywhere
+            (``FillMissingLabeld``). ``None``: no label maps.
     """
     from medkit.io.ct import CTReader
 
     keys = [keys] if isinstance(keys, str) else list(keys)
+    segs = [seg_key] if seg_key else []
+    both = {"keys": keys + segs, "allow_missing_keys": True}
     return [
         LoadImaged(keys, reader=CTReader(), image_only=True),
-        EnsureChannelFirstd(keys, channel_dim="no_channel"),
-        Orientationd(keys, axcodes="RAS"),
-        Spacingd(keys, pixdim=[float(p) for p in pixdim], mode="bilinear", padding_mode="border"),
+        *([LoadImaged(segs, image_only=True, allow_missing_keys=True)] if segs else []),
+        EnsureChannelFirstd(**both, channel_dim="no_channel"),
+        Orientationd(**both, axcodes="RAS"),
+        Spacingd(
+            **both,
+            pixdim=[float(p) for p in pixdim],
+            mode=["bilinear"] * len(keys) + ["nearest"] * len(segs),
+            padding_mode=["border"] * len(keys) + ["zeros"] * len(segs),
+        ),
         KeepPathd(keys, from_meta=True),  # after Spacingd, which would take <key>_path for a meta dictionary
         CTWindowsd(keys, windows),
-        ResizeWithPadOrCropd(keys, spatial_size=[int(s) for s in spatial_size], mode="constant"),
+        ResizeWithPadOrCropd(**both, spatial_size=[int(s) for s in spatial_size], mode="constant"),
         EnsureTyped(keys, dtype=torch.float32, track_meta=False),
+        *([FillMissingLabeld(segs, like=keys[0]), EnsureTyped(segs, track_meta=False)] if segs else []),
         *([EnsureTyped(label_key, dtype=torch.long, track_meta=False, allow_missing_keys=True)] if label_key else []),
     ]
 
 
-def ct_augmentation(keys: str | Sequence[str] = "image", prob: float = 0.5) -> list[Transform]:
+def ct_augmentation(
+    keys: str | Sequence[str] = "image", prob: float = 0.5, seg_key: str | None = None
+) -> list[Transform]:
     """Training augmentation that keeps anatomy plausible: small rotations, scaling and shifts, noise, gain.
 
-    No flips: the liver is on the right and the spleen on the left, and the network may use that.
+    No flips: the liver is on the right and the spleen on the left, and the network may use that. A ``seg_key``
+    label map moves with the image (nearest neighbour).
     """
     keys = [keys] if isinstance(keys, str) else list(keys)
+    segs = [seg_key] if seg_key else []
     return [
         RandAffined(
-            keys,
+            keys + segs,
+            mode=["bilinear"] * len(keys) + ["nearest"] * len(segs),
+            allow_missing_keys=True,
             prob=prob,
             rotate_range=(0.0, 0.0, 0.2),
             scale_range=(0.1, 0.1, 0.1),
@@ -116,6 +163,8 @@ def ct_augmentation(keys: str | Sequence[str] = "image", prob: float = 0.5) -> l
         ),
         RandGaussianNoised(keys, prob=prob / 2, std=0.02),
         RandScaleIntensityd(keys, factors=0.1, prob=prob / 2),
+        EnsureTyped(keys, dtype=torch.float32, track_meta=False),  # plain tensors: meta of a batch cannot be sliced
+        *([EnsureTyped(segs, dtype=torch.int8, track_meta=False)] if segs else []),
     ]
 
 

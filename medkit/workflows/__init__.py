@@ -1,1 +1,7 @@
-"""Programmatic entry points over bundle workflows: training, evaluation, inference, LR range test."""
+"""Programmatic entry points over bundle workflows (training, evaluation, inference, LR range test), batch preparation."""
+
+from __future__ import annotations
+
+from medkit.workflows.batch import PrepareBatchWithSeg
+
+__all__ = ["PrepareBatchWithSeg"]

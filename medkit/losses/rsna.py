@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from monai.utils import convert_to_tensor
@@ -52,25 +54,44 @@ def pool_labels(labels: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     return out.long()
 
 
-def masked_dice_ce(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """Cross-entropy plus soft Dice (foreground labels, pooled over the batch) on the voxels labelled >= 0.
+def masked_dice_ce(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    smooth: float = 1.0,
+    class_weights: torch.Tensor | Sequence[float] | None = None,
+) -> torch.Tensor:
+    """Cross-entropy plus soft Dice on the voxels labelled >= 0, for rare small structures.
 
     ``logits`` ``(N, C, *spatial)``; ``labels`` ``(N, 1, *spatial)`` with -1 where a case has no segmentation.
-    Returns 0 (with a gradient path) when no voxel is labelled.
+    Dice is pooled over the batch and averaged over the foreground labels present in it: a label absent from
+    the batch (most batches hold no extravasation) adds no Dice term, which would otherwise push its
+    probability to zero everywhere and teach the network never to predict it; cross-entropy (weighted per
+    class by ``class_weights``, mean over labelled voxels) covers absent labels. Returns 0 (with a gradient
+    path) when no voxel is labelled.
     """
     target = labels[:, 0].long()
     valid = target >= 0
     if not bool(valid.any()):
         return logits.sum() * 0.0
-    ce = F.cross_entropy(logits.float(), target.clamp(min=0), reduction="none")[valid].mean()
-    probs = torch.softmax(logits.float(), dim=1)
+    logits = logits.float()
+    weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+    ce = F.cross_entropy(logits, target.clamp(min=0), weight=weight, reduction="none")[valid]
+    if weight is not None:
+        ce = ce.sum() / weight[target[valid]].sum()
+    else:
+        ce = ce.mean()
+    probs = torch.softmax(logits, dim=1)
     onehot = F.one_hot(target.clamp(min=0), logits.shape[1]).movedim(-1, 1).float()
     mask = valid.unsqueeze(1).float()
     dims = [0, *range(2, logits.ndim)]
     inter = (probs * onehot * mask).sum(dims)[1:]
-    denom = ((probs + onehot) * mask).sum(dims)[1:]
+    truth = (onehot * mask).sum(dims)[1:]
+    denom = (probs * mask).sum(dims)[1:] + truth
+    present = truth > 0
+    if not bool(present.any()):
+        return ce
     dice = 1.0 - (2.0 * inter + smooth) / (denom + smooth)
-    return ce + dice.mean()
+    return ce + dice[present].mean()
 
 
 class RSNASegLoss(nn.Module):
@@ -85,11 +106,20 @@ class RSNASegLoss(nn.Module):
         seg_weight: weight of the segmentation term.
         eps: probability clip of the classification loss.
         any_weight: weight of the any_injury term (see ``RSNAWeightedLoss``).
+        seg_class_weights: cross-entropy weight of each segmentation label (``None``: equal), e.g. 10 for the
+            injury labels, a few voxels in a hundred thousand.
     """
 
-    def __init__(self, seg_weight: float = 1.0, eps: float = 1e-7, any_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        seg_weight: float = 1.0,
+        eps: float = 1e-7,
+        any_weight: float = 1.0,
+        seg_class_weights: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         self.seg_weight = float(seg_weight)
+        self.seg_class_weights = None if seg_class_weights is None else [float(w) for w in seg_class_weights]
         self.classification = RSNAWeightedLoss(eps=eps, any_weight=any_weight)
 
     def forward(self, preds: torch.Tensor | tuple, targets: torch.Tensor | tuple) -> torch.Tensor:
@@ -99,4 +129,4 @@ class RSNASegLoss(nn.Module):
         if seg_logits is None or seg is None or not self.seg_weight:
             return loss
         seg = pool_labels(convert_to_tensor(seg, track_meta=False), tuple(seg_logits.shape[2:]))
-        return loss + self.seg_weight * masked_dice_ce(seg_logits, seg)
+        return loss + self.seg_weight * masked_dice_ce(seg_logits, seg, class_weights=self.seg_class_weights)

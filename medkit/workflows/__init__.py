@@ -1,4 +1,4 @@
-"""Programmatic entry points over bundle workflows (training, evaluation, inference, LR range test), batch preparation."""
+"""Entry points over bundle workflows (training, evaluation, inference, LR range test) and batch preparation."""
 
 from __future__ import annotations
 

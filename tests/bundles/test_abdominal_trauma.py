@@ -39,7 +39,7 @@ def trained(tmp_path_factory) -> dict:
     meta = json.loads(meta_file.read_text())
     meta["medkit"]["preprocessing"].update(SMALL_GRID)
     meta["network_data_format"]["inputs"]["image"]["spatial_shape"] = SMALL_GRID["spatial_size"]
-    meta["medkit"]["network_def"]["block_inplanes"] = [4, 8, 8, 16]
+    meta["medkit"]["network_def"]["channels"] = [4, 8, 8, 16]
     meta_file.write_text(json.dumps(meta, indent=2))
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
@@ -51,6 +51,23 @@ def trained(tmp_path_factory) -> dict:
 def test_single_file_train_writes_the_model(trained):
     model = os.path.join(trained["bundle"], "models", "model.pt")
     assert os.path.isfile(model) and os.path.getsize(model) < 25 * 2**20
+
+
+def test_training_is_given_the_masks(trained):
+    """The training chain loads segmentations/<series>.nii.gz with each series and the trainer passes them on."""
+    from monai.bundle import ConfigParser
+
+    from medkit.workflows import PrepareBatchWithSeg
+
+    parser = ConfigParser()
+    parser.read_meta(os.path.join(trained["bundle"], "configs", "metadata.json"))
+    parser.read_config(os.path.join(trained["bundle"], "configs", "train.json"))
+    parser["bundle_root"] = trained["bundle"]
+    parser["dataset_dir"] = trained["data"]
+    item = parser.get_parsed_content("datalist")["training"][0]
+    out = parser.get_parsed_content("train#preprocessing")(item)
+    assert out["seg"].shape[1:] == out["image"].shape[1:] and int(out["seg"].max()) >= 1
+    assert isinstance(parser.get_parsed_content("train#trainer").prepare_batch, PrepareBatchWithSeg)
 
 
 @pytest.mark.parametrize(

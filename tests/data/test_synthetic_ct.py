@@ -410,3 +410,32 @@ def test_real_table_stratified_choice_of_40(medkit_data, tmp_path):
     assert all(counts[t]["low"] >= 1 and counts[t]["high"] >= 1 for t in ("kidney", "liver", "spleen"))
     labels = read_rsna_labels(real)
     assert read_rsna_labels(summary["train_csv"]) == {p: labels[p] for p in summary["patient_ids"]}
+
+
+def test_segmentations_align_with_the_series_and_mark_the_injuries(tmp_path):
+    from monai.transforms import Compose, EnsureChannelFirst, LoadImage, Orientation
+
+    from medkit.data.rsna import SEGMENTATION_LABELS, build_rsna_datalist
+    from medkit.io.ct import CTReader
+
+    summary = write_synthetic_rsna(tmp_path, LABELS, shape=(48, 48, 24), seed=3, segmentations=True)
+    segs = sorted(os.listdir(tmp_path / "segmentations"))
+    assert len(segs) == summary["n_series"] == 3 and all(n.endswith(".nii.gz") for n in segs)
+    assert summary["n_files"] == 3 * 24 + 3 + 2
+    datalist = build_rsna_datalist(tmp_path, val_fraction=0.34, test_fraction=0.0)
+    items = datalist["training"] + datalist["validation"]
+    assert all(os.path.basename(i["seg"]) == f"{i['series']}.nii.gz" for i in items)
+    load = [EnsureChannelFirst(channel_dim="no_channel"), Orientation("RAS")]
+    for item in items:
+        hu = Compose([LoadImage(reader=CTReader(), image_only=True), *load])(item["image"])
+        seg = Compose([LoadImage(image_only=True), *load])(item["seg"])
+        assert seg.shape == hu.shape
+        np.testing.assert_allclose(seg.affine.numpy(), hu.affine.numpy(), atol=1e-3)
+        seg, hu = seg[0].numpy().astype(int), hu[0].numpy()
+        assert 45 < hu[seg == SEGMENTATION_LABELS["liver"]].mean() < 75  # the label sits on liver HU
+        assert 90 < hu[seg == SEGMENTATION_LABELS["kidney_left"]].mean() < 170
+        labels = LABELS[item["patient"]]
+        for target in ("liver", "spleen", "kidney", "bowel"):
+            marked = (seg == SEGMENTATION_LABELS[f"{target}_injury"]).any()
+            assert marked == bool(labels[target]), (item["patient"], target)
+        assert (seg == SEGMENTATION_LABELS["extravasation"]).any() == bool(labels["extravasation"])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -8,7 +10,15 @@ from monai.data import CacheDataset
 from monai.transforms import Compose
 
 from medkit.data.cache import cache_memory
-from medkit.transforms import CTWindowsd, GroupSoftmaxd, ct_preprocessing, rsna_postprocessing
+from medkit.transforms import (
+    CTWindowsd,
+    FillMissingLabeld,
+    GroupSoftmaxd,
+    ct_augmentation,
+    ct_preprocessing,
+    rsna_postprocessing,
+)
+from tests.conftest import BUNDLES
 
 
 def test_windows_become_channels():
@@ -66,3 +76,31 @@ def test_cache_memory_per_item(nifti_ct):
     ds = CacheDataset([{"image": nifti_ct}] * 2, Compose(ct_preprocessing(spatial_size=(16, 16, 8))), progress=False)
     info = cache_memory(ds)
     assert info["n_cached"] == 2 and info["bytes_per_item"] == 3 * 16 * 16 * 8 * 4 and info["device"] == "cpu"
+
+
+def test_label_map_follows_the_image_and_missing_ones_are_unlabelled(nifti_ct, tmp_path):
+    src = nib.load(nifti_ct)
+    labels = np.zeros(src.shape, dtype=np.uint8)
+    labels[8:12, 10:14, 8:12] = 10  # on the contrast cube
+    seg_path = tmp_path / "seg.nii.gz"
+    nib.save(nib.Nifti1Image(labels, src.affine), str(seg_path))
+    pre = ct_preprocessing(pixdim=(4.0, 4.0, 6.0), spatial_size=(32, 24, 16), seg_key="seg")
+    chain = Compose(pre + ct_augmentation(prob=0.0, seg_key="seg"))
+    out = chain({"image": nifti_ct, "seg": str(seg_path)})
+    seg, img = out["seg"], out["image"]
+    assert seg.shape == (1, 32, 24, 16) and seg.dtype == torch.int8 and set(seg.unique().tolist()) == {0, 10}
+    assert float(img[2][seg[0] == 10].mean()) > 0.5  # the label lies on the bright cube
+    missing = chain({"image": nifti_ct})
+    assert missing["seg"].shape == (1, 32, 24, 16) and (missing["seg"] == -1).all()
+    filled = FillMissingLabeld("seg", value=-1)({"image": torch.zeros(3, 4, 4, 2)})
+    assert filled["seg"].shape == (1, 4, 4, 2)
+
+
+def test_meta_component_overrides_an_argument():
+    from medkit.bundle import meta_component
+
+    root = os.path.join(BUNDLES, "abdominal_trauma")
+    plain = meta_component(root, "preprocessing")
+    with_seg = meta_component(root, "preprocessing", seg_key="seg")
+    assert len(with_seg) > len(plain)
+    assert any(isinstance(t, FillMissingLabeld) for t in with_seg)

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
-__all__ = ["SegGuidedClassifier"]
+__all__ = ["SegGuidedClassifier", "HEAD_INPUTS"]
+
+HEAD_INPUTS = ("all", "seg")
 
 
 class SegGuidedClassifier(nn.Module):
@@ -37,6 +39,9 @@ class SegGuidedClassifier(nn.Module):
         spatial_dims: 3 (2 works too).
         channels: widths at 1/2, 1/4, 1/8 and 1/16 resolution (the segmentation comes from the 1/4 level).
         dropout: dropout before the heads.
+        head_inputs: ``"all"`` (deep features and segmentation evidence) or ``"seg"`` (the per-label largest and
+            mean probabilities only: 2 x (seg_classes - 1) numbers, so each head is a small logistic
+            regression on "where is what" and cannot memorise patients through the deep features).
     """
 
     def __init__(
@@ -47,8 +52,12 @@ class SegGuidedClassifier(nn.Module):
         spatial_dims: int = 3,
         channels: Sequence[int] = (16, 32, 64, 128),
         dropout: float = 0.2,
+        head_inputs: str = "all",
     ) -> None:
         super().__init__()
+        if head_inputs not in HEAD_INPUTS:
+            raise ValueError(f"head_inputs must be one of {list(HEAD_INPUTS)}, got {head_inputs!r}")
+        self.head_inputs = head_inputs
         if not heads or any(int(n) < 2 for n in heads.values()):
             raise ValueError(f"heads must map target names to at least 2 classes each, got {dict(heads)}")
         if int(seg_classes) < 2:
@@ -66,7 +75,7 @@ class SegGuidedClassifier(nn.Module):
         self.up = nn.ModuleList([unit(ch[i + 1] + ch[i], ch[i]) for i in (2, 1)])
         self.seg_head = Convolution(spatial_dims, ch[1], self.seg_classes, kernel_size=1, conv_only=True)
         self.dims = tuple(range(2, 2 + spatial_dims))
-        features = 2 * ch[3] + 2 * (self.seg_classes - 1)
+        features = 2 * (self.seg_classes - 1) + (2 * ch[3] if head_inputs == "all" else 0)
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(features, int(n)) for name, n in heads.items()})
 
@@ -86,10 +95,9 @@ class SegGuidedClassifier(nn.Module):
             y = block(torch.cat([F.interpolate(y, size=skip.shape[2:], mode="nearest"), skip], dim=1))
         seg_coarse = self.seg_head(y)
         probs = torch.softmax(seg_coarse, dim=1)[:, 1:]
-        features = torch.cat(
-            [deep.mean(dim=self.dims), deep.amax(dim=self.dims), probs.amax(dim=self.dims), probs.mean(dim=self.dims)],
-            dim=1,
-        )
+        evidence = [probs.amax(dim=self.dims), probs.mean(dim=self.dims)]
+        deep_features = [deep.mean(dim=self.dims), deep.amax(dim=self.dims)] if self.head_inputs == "all" else []
+        features = torch.cat(deep_features + evidence, dim=1)
         features = self.dropout(features)
         return torch.cat([head(features) for head in self.heads.values()], dim=1), seg_coarse
 

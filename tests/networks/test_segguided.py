@@ -29,8 +29,17 @@ def test_outputs_in_training_and_eval_mode():
     torch.testing.assert_close(full_logits, net(x))
 
 
+def test_heads_on_segmentation_evidence_only():
+    net = _net(head_inputs="seg").eval()
+    assert all(head.in_features == 2 * 3 for head in net.heads.values())  # max and mean of 3 foreground labels
+    assert net(torch.randn(2, 3, 32, 32, 20)).shape == (2, 13)
+    full = _net()
+    assert all(head.in_features == 2 * 16 + 2 * 3 for head in full.heads.values())
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"heads": {}}, {"heads": {"liver": 1}}, {"seg_classes": 1}, {"channels": (4, 8, 16)}]
+    "kwargs",
+    [{"heads": {}}, {"heads": {"liver": 1}}, {"seg_classes": 1}, {"channels": (4, 8, 16)}, {"head_inputs": "deep"}],
 )
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):

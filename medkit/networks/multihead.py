@@ -13,6 +13,12 @@ __all__ = ["MultiHeadClassifier"]
 POOLINGS = ("avg", "max", "avgmax")
 
 
+def check_heads(heads: Mapping[str, int]) -> None:
+    """Raise ``ValueError`` unless ``heads`` maps target names to at least 2 classes each."""
+    if not heads or any(int(n) < 2 for n in heads.values()):
+        raise ValueError(f"heads must map target names to at least 2 classes each, got {dict(heads)}")
+
+
 class _GlobalPool(nn.Module):
     """Global max pooling, or average and max pooling side by side, in place of ResNet's ``avgpool``."""
 
@@ -58,8 +64,7 @@ class MultiHeadClassifier(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
-        if not heads or any(int(n) < 2 for n in heads.values()):
-            raise ValueError(f"heads must map target names to at least 2 classes each, got {dict(heads)}")
+        check_heads(heads)
         if len(layers) != 4 or len(block_inplanes) != 4:
             raise ValueError(f"layers and block_inplanes need 4 stages, got {list(layers)} and {list(block_inplanes)}")
         self.backbone = ResNet(

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
+from medkit.networks.multihead import check_heads
+
 __all__ = ["SegGuidedClassifier", "HEAD_INPUTS"]
 
 HEAD_INPUTS = ("all", "seg")
@@ -58,8 +60,7 @@ class SegGuidedClassifier(nn.Module):
         if head_inputs not in HEAD_INPUTS:
             raise ValueError(f"head_inputs must be one of {list(HEAD_INPUTS)}, got {head_inputs!r}")
         self.head_inputs = head_inputs
-        if not heads or any(int(n) < 2 for n in heads.values()):
-            raise ValueError(f"heads must map target names to at least 2 classes each, got {dict(heads)}")
+        check_heads(heads)
         if int(seg_classes) < 2:
             raise ValueError(f"seg_classes must be at least 2 (background and one label), got {seg_classes}")
         ch = [int(c) for c in channels]

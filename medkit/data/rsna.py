@@ -24,6 +24,7 @@ from collections import Counter
 from medkit.data.folders import list_subfolders
 from medkit.data.splits import check_split_fractions, split_three_ways
 from medkit.errors import DatasetLayoutError, InputFileError
+from medkit.io.ct import NIFTI_SUFFIXES
 from medkit.metrics.rsna import TARGET_NAMES, TARGETS
 
 __all__ = [
@@ -63,7 +64,7 @@ SEGMENTATIONS_DIR = "segmentations"
 
 def segmentation_path(root: str, series: str) -> str | None:
     """``<root>/segmentations/<series>.nii`` or ``.nii.gz`` (the competition's layout) if there is one."""
-    for suffix in (".nii", ".nii.gz"):
+    for suffix in NIFTI_SUFFIXES:
         path = os.path.join(root, SEGMENTATIONS_DIR, f"{series}{suffix}")
         if os.path.isfile(path):
             return path

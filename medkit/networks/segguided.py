@@ -102,9 +102,12 @@ class SegGuidedClassifier(nn.Module):
         features = self.dropout(features)
         return torch.cat([head(features) for head in self.heads.values()], dim=1), seg_coarse
 
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(class_logits (N, sum(heads)), seg_logits (N, seg_classes, *x.shape[2:]))``."""
+    def forward_all(self, x: torch.Tensor, full_size: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(class_logits (N, sum(heads)), seg_logits (N, seg_classes, *x.shape[2:]))`` in any mode; with
+        ``full_size=False`` the segmentation logits stay on the network's 1/4 grid."""
         logits, seg_coarse = self._coarse(x)
+        if not full_size:
+            return logits, seg_coarse
         mode = "trilinear" if len(self.dims) == 3 else "bilinear"
         return logits, F.interpolate(seg_coarse, size=x.shape[2:], mode=mode, align_corners=False)
 

@@ -27,6 +27,9 @@ def test_outputs_in_training_and_eval_mode():
     full_logits, full_seg = net.forward_all(x)
     assert full_seg.shape == (2, 4, 32, 32, 20)
     torch.testing.assert_close(full_logits, net(x))
+    coarse_logits, coarse_seg = net.forward_all(x, full_size=False)
+    assert coarse_seg.shape == (2, 4, 8, 8, 5)
+    torch.testing.assert_close(coarse_logits, full_logits)
 
 
 def test_heads_on_segmentation_evidence_only():

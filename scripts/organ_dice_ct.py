@@ -1,9 +1,10 @@
 """Organ segmentation of a real CT by the abdominal_trauma bundle's network, against reference organ masks.
 
-The bundle's ``SegGuidedClassifier`` segments organs on its 6 mm grid (learnt from the synthetic set's
+The bundle's network segments organs on its 6 mm grid (learnt from the synthetic set's
 masks). This measures how that transfers to a real CT: the CT and a label map built from per-organ NIfTI
 masks (TotalSegmentator's ``<organ>.nii.gz`` layout) go through the bundle's own preprocessing (the masks by
-nearest neighbour), and Dice per organ is computed on the network's input grid (the segmentation upsampled).
+nearest neighbour), and Dice per organ is computed on the network's input grid (a segmentation on a coarser
+grid is upsampled).
 
 Usage:
   python scripts/organ_dice_ct.py --ct ../shared/data/abdominal_ct/totalsegmentator_example/example_ct_sm.nii.gz \\
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         item = Compose(meta_component(args.bundle, "preprocessing", seg_key="seg"))({"image": args.ct, "seg": seg_path})
     net = load_pretrained(meta_component(args.bundle, "network_def"), os.path.join(args.bundle, "models", "model.pt"))
     with torch.no_grad():
-        _, seg = net.eval().forward_all(item["image"][None])
+        seg = net.eval().segment(item["image"][None])
+    seg = torch.nn.functional.interpolate(seg, size=item["image"].shape[1:], mode="trilinear", align_corners=False)
     pred, truth = seg.argmax(1)[0], item["seg"][0].long()
     result = {"ct": args.ct, "grid": list(truth.shape), "dice": {}, "voxels_reference": {}, "voxels_predicted": {}}
     for name in ORGAN_FILES:

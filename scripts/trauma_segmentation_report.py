@@ -1,8 +1,9 @@
 """What the abdominal_trauma network segments on a split of a data set with masks (the synthetic RSNA set).
 
 For each patient series of the split (the bundle's own patient split of DATA_ROOT), the network's
-segmentation at its output grid (1/4 of the input) is compared with the series' mask brought to that grid
-by ``medkit.losses.rsna.pool_labels`` (injuries outrank organs). Reports Dice per label over the split, and
+segmentation on its own output grid (``net.segment``: the input grid for the EvidenceClassifier, 1/4 of it for
+the SegGuidedClassifier) is compared with the series' mask brought to that grid by
+``medkit.losses.rsna.pool_labels`` (injuries outrank organs). Reports Dice per label over the split, and
 for each injury label how well its largest predicted probability in a volume separates the injured patients
 from the others (ROC AUC against the patient's target label; high grade against the rest too).
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     largest, labels = [], []
     with torch.no_grad():
         for batch in DataLoader(Dataset(items, pre), batch_size=8, num_workers=0):
-            _, seg = net.forward_all(batch["image"], full_size=False)
+            seg = net.segment(batch["image"])
             probs = torch.softmax(seg, 1)
             truth = pool_labels(batch["seg"], tuple(probs.shape[2:]))[:, 0].clamp(min=0)
             pred = probs.argmax(1)

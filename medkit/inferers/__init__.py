@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from medkit.inferers.gated import GatedInferer
+from medkit.inferers.segment import SegmentInferer
 
-__all__ = ["GatedInferer"]
+__all__ = ["GatedInferer", "SegmentInferer"]

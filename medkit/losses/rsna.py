@@ -11,7 +11,7 @@ from torch import nn
 
 from medkit.metrics.rsna import weighted_log_loss
 
-__all__ = ["RSNAWeightedLoss", "RSNASegLoss", "pool_labels", "masked_dice_ce"]
+__all__ = ["RSNAWeightedLoss", "RSNASegLoss", "MaskedDiceCELoss", "pool_labels", "masked_dice_ce"]
 
 
 class RSNAWeightedLoss(nn.Module):
@@ -92,6 +92,28 @@ def masked_dice_ce(
         return ce
     dice = 1.0 - (2.0 * inter + smooth) / (denom + smooth)
     return ce + dice[present].mean()
+
+
+class MaskedDiceCELoss(nn.Module):
+    """``masked_dice_ce`` as a loss module: segmentation logits against an ``(N, 1, *spatial)`` label map, -1 ignored.
+
+    Args:
+        class_weights: cross-entropy weight of each label (``None``: equal).
+        smooth: Dice smoothing.
+    """
+
+    def __init__(self, class_weights: Sequence[float] | None = None, smooth: float = 1.0) -> None:
+        super().__init__()
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.smooth = float(smooth)
+
+    def forward(self, seg_logits: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        seg = convert_to_tensor(seg, track_meta=False)
+        if tuple(seg.shape[2:]) != tuple(seg_logits.shape[2:]):
+            raise ValueError(
+                f"label map of size {tuple(seg.shape[2:])} for logits of size {tuple(seg_logits.shape[2:])}"
+            )
+        return masked_dice_ce(seg_logits, seg, smooth=self.smooth, class_weights=self.class_weights)
 
 
 class RSNASegLoss(nn.Module):

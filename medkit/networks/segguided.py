@@ -111,6 +111,10 @@ class SegGuidedClassifier(nn.Module):
         mode = "trilinear" if len(self.dims) == 3 else "bilinear"
         return logits, F.interpolate(seg_coarse, size=x.shape[2:], mode=mode, align_corners=False)
 
+    def segment(self, x: torch.Tensor) -> torch.Tensor:
+        """The segmentation logits on the network's own 1/4 grid, in any mode."""
+        return self._coarse(x)[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         logits, seg = self._coarse(x)
         return (logits, seg) if self.training else logits

@@ -15,7 +15,7 @@ from medkit.transforms.ct import (
 from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadWithReaderd, LoadXRayd
 from medkit.transforms.mri import mri_slice_augmentation, mri_slice_preprocessing, segmentation_augmentation
-from medkit.transforms.segmentation import segmentation_postprocessing
+from medkit.transforms.segmentation import RemoveSmallIslandsd, segmentation_postprocessing
 from medkit.transforms.xray import xray_augmentation, xray_preprocessing
 
 __all__ = [
@@ -36,4 +36,5 @@ __all__ = [
     "segmentation_augmentation",
     "classification_postprocessing",
     "segmentation_postprocessing",
+    "RemoveSmallIslandsd",
 ]

@@ -13,6 +13,7 @@ from monai.transforms import (
     MapTransform,
     Orientationd,
     RandAffined,
+    RandCropByLabelClassesd,
     RandGaussianNoised,
     RandScaleIntensityd,
     ResizeWithPadOrCropd,
@@ -141,16 +142,50 @@ def ct_preprocessing(
 
 
 def ct_augmentation(
-    keys: str | Sequence[str] = "image", prob: float = 0.5, seg_key: str | None = None
+    keys: str | Sequence[str] = "image",
+    prob: float = 0.5,
+    seg_key: str | None = None,
+    patch_size: Sequence[int] | None = None,
+    num_samples: int = 1,
+    label_ratios: Sequence[float] | None = None,
 ) -> list[Transform]:
     """Training augmentation that keeps anatomy plausible: small rotations, scaling and shifts, noise, gain.
 
     No flips: the liver is on the right and the spleen on the left, and the network may use that. A ``seg_key``
     label map moves with the image (nearest neighbour).
+
+    Args:
+        keys: image keys.
+        prob: probability of the affine (noise and gain: half of it).
+        seg_key: key of a voxel label map that moves with the image.
+        patch_size: first cut ``num_samples`` patches of this size from each volume, centred on a voxel of a
+            label drawn with odds ``label_ratios`` (one per label, background first; ``None``: equal), as
+            MONAI's ``RandCropByLabelClassesd`` does; needs ``seg_key``. Labels absent from a volume are skipped.
+        num_samples: patches per volume.
+        label_ratios: odds of each label as patch centre.
     """
     keys = [keys] if isinstance(keys, str) else list(keys)
     segs = [seg_key] if seg_key else []
+    patches: list[Transform] = []
+    if patch_size is not None:
+        if not seg_key:
+            raise ValueError("patch_size: patches are centred on labels, so seg_key is needed")
+        if label_ratios is None:
+            raise ValueError("patch_size: label_ratios (one per label, background first) is needed")
+        patches.append(
+            RandCropByLabelClassesd(
+                keys + segs,
+                label_key=seg_key,
+                spatial_size=[int(p) for p in patch_size],
+                ratios=[float(r) for r in label_ratios],
+                num_classes=len(label_ratios),
+                num_samples=int(num_samples),
+                allow_smaller=True,
+                warn=False,
+            )
+        )
     return [
+        *patches,
         RandAffined(
             keys + segs,
             mode=["bilinear"] * len(keys) + ["nearest"] * len(segs),

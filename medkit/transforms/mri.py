@@ -35,6 +35,7 @@ from medkit.transforms.load_xrayd import LoadWithReaderd
 
 __all__ = [
     "RequireChannelsd",
+    "SelectChannelsd",
     "RandFlairForChannelsd",
     "CaseChannelScaled",
     "case_channel_scale",
@@ -175,6 +176,31 @@ class RequireChannelsd(MapTransform):
         return d
 
 
+class SelectChannelsd(MapTransform):
+    """Keep the channels ``channels`` (in that order) of channel-first images, e.g. ``[1]`` for FLAIR alone.
+
+    The LGG slices hold pre-contrast, FLAIR and post-contrast; the masks outline the FLAIR abnormality, and
+    the other two sequences are missing (filled with FLAIR) or windowed differently from site to site, so a
+    FLAIR-only network cannot learn a site's colour balance instead of the tumour.
+    """
+
+    def __init__(self, keys: KeysCollection, channels: Sequence[int]) -> None:
+        super().__init__(keys)
+        self.channels = [int(c) for c in channels]
+        if not self.channels:
+            raise ValueError("channels: expected at least one channel index, got none")
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = d[key]
+            if max(self.channels) >= img.shape[0]:
+                path = d.get(f"{key}_path", key)
+                raise InputFileError(str(path), f"has {img.shape[0]} channel(s), channels {self.channels} asked for")
+            d[key] = img[self.channels]
+        return d
+
+
 def _as_list(keys: str | Sequence[str] | None) -> list[str]:
     return [] if not keys else [keys] if isinstance(keys, str) else list(keys)
 
@@ -187,6 +213,7 @@ def mri_slice_preprocessing(
     channels: int | None = 3,
     per_channel_percentile: float | None = None,
     case_percentile: float | None = None,
+    select_channels: Sequence[int] | None = None,
 ) -> list[Transform]:
     """Keep each path under ``<key>_path``, load TIFF slices channel-first, scale intensities to ``[0, 1]``.
 
@@ -203,6 +230,7 @@ def mri_slice_preprocessing(
             percentile (e.g. 99.5), so sequences windowed brighter or darker per patient line up.
         case_percentile: instead, divide each channel by this percentile of its brain pixels over the whole
             case (``CaseChannelScaled``: the patient's slices beside the file), clipped to ``[0, 1.5]``.
+        select_channels: after scaling, keep only these channels (``SelectChannelsd``; ``[1]``: FLAIR alone).
     """
     keys, mask_keys = _as_list(keys), _as_list(mask_keys)
     if case_percentile is not None:
@@ -220,6 +248,7 @@ def mri_slice_preprocessing(
         LoadWithReaderd(keys, TiffReader()),
         *([RequireChannelsd(keys, channels)] if channels else []),
         scaling,
+        *([SelectChannelsd(keys, select_channels)] if select_channels is not None else []),
     ]
     if mask_keys:  # masks are optional: inference data has none
         chain += [

@@ -2,28 +2,84 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
+
 import numpy as np
-from monai.transforms import Activationsd, AsDiscreted, CastToTyped, Compose, EnsureTyped, SqueezeDimd, Transposed
+import torch
+from monai.config import KeysCollection
+from monai.transforms import (
+    Activationsd,
+    AsDiscreted,
+    CastToTyped,
+    Compose,
+    EnsureTyped,
+    MapTransform,
+    SqueezeDimd,
+    Transposed,
+)
 
-__all__ = ["segmentation_postprocessing"]
+__all__ = ["RemoveSmallIslandsd", "segmentation_postprocessing"]
 
 
-def segmentation_postprocessing(threshold: float = 0.5, for_writers: bool = False) -> Compose:
+class RemoveSmallIslandsd(MapTransform):
+    """Clear the foreground islands of fewer than ``min_size`` pixels (voxels) in each channel of binary masks.
+
+    Islands are 8-connected in 2D (26-connected in 3D). Written on ``scipy.ndimage.label`` rather than MONAI's
+    ``RemoveSmallObjectsd``, whose scikit-image call changed meaning in scikit-image 0.26 (``min_size`` there now
+    also removes islands of exactly that size).
+
+    Args:
+        keys: keys of channel-first 0/1 masks.
+        min_size: smallest island kept, in pixels.
+    """
+
+    def __init__(self, keys: KeysCollection, min_size: int) -> None:
+        super().__init__(keys)
+        if int(min_size) < 0:
+            raise ValueError(f"min_size must be >= 0 pixels, got {min_size}")
+        self.min_size = int(min_size)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        from scipy import ndimage
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            mask = d[key]
+            array = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask) > 0
+            keep = np.zeros_like(array)
+            for c in range(array.shape[0]):
+                islands, n = ndimage.label(array[c], structure=np.ones((3,) * (array.ndim - 1), bool))
+                if n:
+                    sizes = np.bincount(islands.ravel())
+                    big = sizes >= self.min_size
+                    big[0] = False
+                    keep[c] = big[islands]
+            kept = torch.as_tensor(keep, device=mask.device) if isinstance(mask, torch.Tensor) else keep
+            d[key] = mask * kept
+        return d
+
+
+def segmentation_postprocessing(threshold: float = 0.5, for_writers: bool = False, min_size: int = 0) -> Compose:
     """Sigmoid the one-channel logits in ``pred`` and binarise them at ``threshold`` (``pred`` becomes 0/1).
 
     Args:
         threshold: probability above which a pixel is foreground.
+        min_size: remove foreground islands of fewer pixels than this (8-connected, per slice; 0 keeps all).
         for_writers: also shape ``pred`` the way MONAI's image writers (and MONAI Label's) expect a 2D label:
             no channel axis, MONAI's ``(x, y)`` axis order (medkit reads slices as ``(rows, columns)``), uint8.
             ``medkit.handlers.SegmentationWriter(pred_layout="xy")`` reads it back.
     """
     if not 0.0 < float(threshold) < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    if int(min_size) < 0:
+        raise ValueError(f"min_size must be >= 0 pixels, got {min_size}")
     transforms = [
         EnsureTyped(keys="pred", track_meta=False),
         Activationsd(keys="pred", sigmoid=True),
         AsDiscreted(keys="pred", threshold=float(threshold)),
     ]
+    if int(min_size) > 0:
+        transforms.append(RemoveSmallIslandsd(keys="pred", min_size=int(min_size)))
     if for_writers:
         transforms += [
             SqueezeDimd(keys="pred", dim=0),

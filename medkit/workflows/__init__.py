@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from medkit.workflows.batch import PrepareBatchWithSeg
+from medkit.workflows.evidence_heads import collect_evidence, fit_evidence_heads
 
-__all__ = ["PrepareBatchWithSeg"]
+__all__ = ["PrepareBatchWithSeg", "collect_evidence", "fit_evidence_heads"]

@@ -18,10 +18,13 @@ class PrepareBatchWithSeg(PrepareBatch):
 
     Args:
         seg_key: key of the ``(N, 1, *spatial)`` label maps (-1 where a case has none).
+        seg_only: ``(image, seg)`` instead, for a network trained on the segmentation alone
+            (``medkit.networks.EvidenceClassifier``); a batch without label maps then fails by key.
     """
 
-    def __init__(self, seg_key: str = "seg") -> None:
+    def __init__(self, seg_key: str = "seg", seg_only: bool = False) -> None:
         self.seg_key = seg_key
+        self.seg_only = bool(seg_only)
 
     def __call__(
         self,
@@ -33,5 +36,9 @@ class PrepareBatchWithSeg(PrepareBatch):
         image, label = default_prepare_batch(batchdata, device, non_blocking, **kwargs)
         seg = batchdata.get(self.seg_key) if isinstance(batchdata, dict) else None
         if not isinstance(seg, torch.Tensor):
+            if self.seg_only:
+                raise KeyError(f"{self.seg_key}: the batch has no voxel label maps under this key")
             return image, label
+        if self.seg_only:
+            return image, seg.to(device=device, non_blocking=non_blocking, **kwargs)
         return image, (label, seg.to(device=device, non_blocking=non_blocking, **kwargs))

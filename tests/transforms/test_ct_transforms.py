@@ -104,3 +104,24 @@ def test_meta_component_overrides_an_argument():
     with_seg = meta_component(root, "preprocessing", seg_key="seg")
     assert len(with_seg) > len(plain)
     assert any(isinstance(t, FillMissingLabeld) for t in with_seg)
+
+
+def test_patches_are_cut_around_the_labels_asked_for():
+    seg = torch.zeros(1, 40, 40, 24, dtype=torch.int8)
+    seg[0, 30:33, 4:7, 18:21] = 3  # a small lesion far from the centre
+    item = {"image": torch.rand(3, 40, 40, 24), "seg": seg, "label": torch.tensor([0, 1, 0, 0, 0])}
+    chain = Compose(
+        ct_augmentation(
+            "image", prob=0.0, seg_key="seg", patch_size=[8, 8, 8], num_samples=5, label_ratios=[0, 0, 0, 1]
+        )
+    )
+    chain.set_random_state(0)
+    patches = chain(item)
+    assert len(patches) == 5
+    for p in patches:
+        assert p["image"].shape == (3, 8, 8, 8) and p["seg"].dtype == torch.int8
+        assert int((p["seg"] == 3).sum()) > 0 and torch.equal(p["label"], item["label"])
+    for bad in ({"seg_key": None}, {"label_ratios": None}):
+        args = {"seg_key": "seg", "patch_size": [8, 8, 8], "label_ratios": [1, 1], **bad}
+        with pytest.raises(ValueError, match="patch_size"):
+            ct_augmentation("image", **args)

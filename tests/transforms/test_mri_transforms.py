@@ -8,7 +8,7 @@ from monai.transforms import Compose
 
 from medkit.data.inference import error_message
 from medkit.transforms import mri_slice_preprocessing, segmentation_augmentation
-from medkit.transforms.mri import RandFlairForChannelsd
+from medkit.transforms.mri import RandFlairForChannelsd, SelectChannelsd
 
 
 @pytest.fixture
@@ -89,3 +89,22 @@ def test_case_scaling_uses_the_whole_patient(tmp_path):
     assert torch.allclose(alone, torch.ones_like(alone))  # its own case: 7 / 7
     t = CaseChannelScaled("image")
     assert t.scale_for(files[1]) is t.scale_for(files[0])  # computed once per case
+
+
+def test_flair_alone_after_case_scaling(slice_files):
+    image, mask = slice_files
+    chain = mri_slice_preprocessing("image", "label", case_percentile=99.0, select_channels=[1])
+    out = Compose(chain)({"image": image, "label": mask})
+    assert out["image"].shape == (1, 64, 64) and out["label"].shape == (1, 64, 64)
+    full = Compose(mri_slice_preprocessing("image", case_percentile=99.0))({"image": image})
+    assert torch.equal(out["image"][0], full["image"][1])  # the FLAIR channel, scaled by its own percentile
+
+
+def test_select_channels_checks_its_arguments_and_inputs():
+    img = torch.stack([torch.full((4, 4), float(v)) for v in (1, 2, 3)])
+    assert torch.equal(SelectChannelsd("image", [2, 0])({"image": img})["image"][:, 0, 0], torch.tensor([3.0, 1.0]))
+    with pytest.raises(ValueError, match="channels"):
+        SelectChannelsd("image", [])
+    with pytest.raises(Exception) as info:
+        SelectChannelsd("image", [3])({"image": img, "image_path": "x_1.tif"})
+    assert error_message(info.value, "x_1.tif") == "x_1.tif: has 3 channel(s), channels [3] asked for"

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+
+from medkit.inferers import SegmentInferer
+from medkit.losses import MaskedDiceCELoss
+from medkit.losses.rsna import masked_dice_ce
+from medkit.networks import EvidenceClassifier
+from medkit.networks.weights import load_pretrained
+from medkit.workflows import PrepareBatchWithSeg, collect_evidence, fit_evidence_heads
+
+HEADS = {"bowel": 2, "extravasation": 2, "kidney": 3, "liver": 3, "spleen": 3}
+
+
+def _net(**kw) -> EvidenceClassifier:
+    torch.manual_seed(0)
+    return EvidenceClassifier(HEADS, seg_classes=4, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, **kw)
+
+
+def test_full_resolution_segmentation_and_class_logits():
+    net = _net()
+    assert net.head_sizes == HEADS
+    x = torch.randn(2, 3, 18, 20, 13)  # not a multiple of the UNet's 4: padded and cropped back
+    assert net.train()(x).shape == (2, 4, 18, 20, 13)
+    net.eval()
+    assert net(x).shape == (2, 13) and net.segment(x).shape == (2, 4, 18, 20, 13)
+    assert SegmentInferer()(x, net).shape == (2, 4, 18, 20, 13)
+    with pytest.raises(TypeError, match="segment"):
+        SegmentInferer()(x, torch.nn.Identity())
+
+
+def test_evidence_is_the_largest_probability_and_the_soft_voxel_count():
+    net = _net()
+    logits = torch.full((1, 4, 2, 2, 1), -30.0)
+    logits[0, 0] = 0.0  # background everywhere ...
+    logits[0, 2, 0, 0, 0] = 30.0  # ... but one voxel of label 2
+    features = net.evidence(logits)
+    assert features.shape == (1, 6)
+    torch.testing.assert_close(features[0, :3], torch.tensor([0.0, 1.0, 0.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(features[0, 3:], torch.tensor([0.0, math.log(2.0), 0.0]), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"heads": {"a": 1}}, {"seg_classes": 1}, {"strides": (2,)}],
+)
+def test_bad_arguments(kwargs):
+    args = {"heads": HEADS, "channels": (4, 8, 16), "strides": (2, 2), **kwargs}
+    with pytest.raises(ValueError):
+        EvidenceClassifier(**args)
+
+
+def test_masked_dice_ce_loss_module():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 6, 6, 4)
+    seg = torch.randint(-1, 4, (2, 1, 6, 6, 4))
+    loss = MaskedDiceCELoss(class_weights=[1, 2, 2, 3])
+    torch.testing.assert_close(loss(logits, seg), masked_dice_ce(logits, seg, class_weights=[1, 2, 2, 3]))
+    with pytest.raises(ValueError, match="label map of size"):
+        loss(logits, seg[..., :2])
+
+
+def test_prepare_batch_seg_only():
+    batch = {"image": torch.zeros(2, 3, 4, 4, 4), "label": torch.zeros(2, 5), "seg": torch.ones(2, 1, 4, 4, 4)}
+    image, target = PrepareBatchWithSeg("seg", seg_only=True)(batch)
+    assert image.shape == (2, 3, 4, 4, 4) and torch.equal(target, batch["seg"])
+    with pytest.raises(KeyError, match="seg"):
+        PrepareBatchWithSeg("seg", seg_only=True)({"image": batch["image"], "label": batch["label"]})
+
+
+def _toy_batches(n: int = 48) -> list[dict]:
+    """Volumes whose bright cube (every channel 1) marks an injured liver; the segmenter is hand-set to see it."""
+    g = torch.Generator().manual_seed(1)
+    batches = []
+    for start in range(0, n, 8):
+        images, labels = [], []
+        for i in range(start, min(n, start + 8)):
+            image = torch.rand(3, 8, 8, 8, generator=g) * 0.2
+            injured = i % 3 == 0
+            if injured:
+                image[:, 2:5, 2:5, 2:5] = 1.0
+            images.append(image)
+            labels.append(torch.tensor([0, 0, 0, 2 if injured else 0, 0]))
+        batches.append({"image": torch.stack(images), "label": torch.stack(labels)})
+    return batches
+
+
+class _Thresholding(torch.nn.Module):
+    """Stands in for a trained segmenter: label 1 where the first channel is bright."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bright = (x[:, :1] - 0.5) * 40
+        return torch.cat([-bright, bright, torch.full_like(bright, -20), torch.full_like(bright, -20)], dim=1)
+
+
+def test_fitted_heads_read_the_evidence(tmp_path, caplog):
+    net = _net()
+    net.segmenter = _Thresholding()
+    batches = _toy_batches()
+    features, labels = collect_evidence(net, batches)
+    assert features.shape == (48, 6) and labels.shape == (48, 5)
+    out = tmp_path / "model.pt"
+    with caplog.at_level(logging.WARNING):
+        result = fit_evidence_heads(net, batches, checkpoint=tmp_path / "missing.pt", save_to=out, steps=300)
+    assert "missing.pt: no checkpoint" in caplog.text
+    assert result["n_items"] == 48
+    assert result["fitted_weighted_log_loss"] < 0.5 * result["prior_weighted_log_loss"]
+    torch.testing.assert_close(net.feature_mean, features.mean(0))
+    probs = torch.softmax(net.eval()(batches[0]["image"])[:, 7:10], dim=1)  # liver: healthy / low / high
+    injured = batches[0]["label"][:, 3] == 2
+    assert (probs[injured, 2] > 0.5).all() and (probs[~injured, 0] > 0.5).all()
+    again = _net()
+    again.segmenter = _Thresholding()
+    load_pretrained(again, str(out), strict=True)  # the saved file holds the fitted heads and their scaling
+    torch.testing.assert_close(again.eval()(batches[0]["image"]), net(batches[0]["image"]))
+    with pytest.raises(ValueError, match="no items"):
+        fit_evidence_heads(net, [], steps=1)

@@ -39,6 +39,9 @@ class EvidenceClassifier(nn.Module):
         channels: the UNet's widths per level.
         strides: the UNet's downsampling per level (one fewer than ``channels``).
         num_res_units: residual units per UNet block.
+        head_labels: target name -> the segmentation labels (1 .. seg_classes - 1) whose evidence its head reads
+            (e.g. the liver head: liver and liver injury); a target not named, or ``None``, reads every label.
+            Fewer inputs per head: less to overfit with a few dozen injured patients.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class EvidenceClassifier(nn.Module):
         channels: Sequence[int] = (16, 32, 64, 128),
         strides: Sequence[int] = (2, 2, 2),
         num_res_units: int = 2,
+        head_labels: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         check_heads(heads)
@@ -71,10 +75,23 @@ class EvidenceClassifier(nn.Module):
         )
         self.dims = tuple(range(2, 2 + spatial_dims))
         self.divisor = math.prod(int(s) for s in strides)
-        n_features = 2 * (self.seg_classes - 1)
-        self.register_buffer("feature_mean", torch.zeros(n_features))
-        self.register_buffer("feature_std", torch.ones(n_features))
-        self.heads = nn.ModuleDict({name: nn.Linear(n_features, int(n)) for name, n in heads.items()})
+        n_labels = self.seg_classes - 1
+        self.register_buffer("feature_mean", torch.zeros(2 * n_labels))
+        self.register_buffer("feature_std", torch.ones(2 * n_labels))
+        chosen = dict(head_labels or {})
+        unknown = sorted(set(chosen) - set(heads))
+        bad = [lab for labs in chosen.values() for lab in labs if not 1 <= int(lab) <= n_labels]
+        if unknown or bad or any(not labs for labs in chosen.values()):
+            raise ValueError(
+                f"head_labels must map targets of heads to labels 1..{n_labels}, got {dict(chosen)} for heads {list(heads)}"
+            )
+        self.feature_index: dict[str, torch.Tensor] = {}
+        for name in heads:
+            labels = [int(lab) - 1 for lab in chosen[name]] if name in chosen else list(range(n_labels))
+            self.feature_index[name] = torch.tensor(labels + [n_labels + lab for lab in labels])
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(len(self.feature_index[name]), int(n)) for name, n in heads.items()}
+        )
 
     @property
     def head_sizes(self) -> dict[str, int]:
@@ -99,7 +116,7 @@ class EvidenceClassifier(nn.Module):
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Class logits ``(N, sum(heads))`` from ``evidence`` features."""
         z = (features - self.feature_mean) / self.feature_std
-        return torch.cat([head(z) for head in self.heads.values()], dim=1)
+        return torch.cat([head(z[:, self.feature_index[name]]) for name, head in self.heads.items()], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seg = self.segment(x)

@@ -52,6 +52,7 @@ def load_pretrained(
     sha256: str | None = None,
     strict: bool = False,
     cache_dir: str | None = None,
+    prefix: str = "",
 ) -> torch.nn.Module:
     """Load weights into ``network`` from a checkpoint path or URL, skipping tensors whose shape differs.
 
@@ -65,6 +66,8 @@ def load_pretrained(
         sha256: expected SHA-256 of the file; checked whenever given.
         strict: require every tensor to match in name and shape.
         cache_dir: where downloads are kept.
+        prefix: load only the checkpoint's tensors whose names start with this, without it (``"segmenter."``: a
+            part of a bigger network's checkpoint into that part).
 
     Raises:
         InputFileError: the file is missing, fails its hash or is not a checkpoint.
@@ -79,6 +82,8 @@ def load_pretrained(
         state = state["model"]
     if not isinstance(state, dict):
         raise InputFileError(path, "checkpoint holds no state dict")
+    if prefix:
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     own = network.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     missing = sorted(set(own) - set(fitting))

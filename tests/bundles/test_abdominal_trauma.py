@@ -54,7 +54,8 @@ def test_single_file_train_writes_the_model(trained):
 
 
 def test_training_is_given_the_masks(trained):
-    """The training chain loads segmentations/<series>.nii.gz with each series and the trainer passes them on."""
+    """The training chain loads segmentations/<series>.nii.gz with each series, cuts patches of image and mask
+    together, and the trainer passes the masks on as its targets."""
     from monai.bundle import ConfigParser
 
     from medkit.workflows import PrepareBatchWithSeg
@@ -65,9 +66,14 @@ def test_training_is_given_the_masks(trained):
     parser["bundle_root"] = trained["bundle"]
     parser["dataset_dir"] = trained["data"]
     item = parser.get_parsed_content("datalist")["training"][0]
-    out = parser.get_parsed_content("train#preprocessing")(item)
-    assert out["seg"].shape[1:] == out["image"].shape[1:] and int(out["seg"].max()) >= 1
-    assert isinstance(parser.get_parsed_content("train#trainer").prepare_batch, PrepareBatchWithSeg)
+    patches = parser.get_parsed_content("train#preprocessing")(item)
+    assert len(patches) == parser.get_parsed_content("patches_per_volume")
+    size = [min(p, g) for p, g in zip(parser.get_parsed_content("patch_size"), SMALL_GRID["spatial_size"])]
+    for out in patches:
+        assert list(out["image"].shape[1:]) == size and out["seg"].shape[1:] == out["image"].shape[1:]
+        assert int(out["seg"].max()) >= 1  # centred on a label
+    prepare = parser.get_parsed_content("train#trainer").prepare_batch
+    assert isinstance(prepare, PrepareBatchWithSeg) and prepare.seg_only
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from medkit.losses.rsna import masked_dice_ce
 from medkit.networks import EvidenceClassifier
 from medkit.networks.weights import load_pretrained
 from medkit.workflows import PrepareBatchWithSeg, collect_evidence, fit_evidence_heads
+from medkit.workflows.evidence_heads import patient_folds
 
 HEADS = {"bowel": 2, "extravasation": 2, "kidney": 3, "liver": 3, "spleen": 3}
 
@@ -85,7 +86,8 @@ def _toy_batches(n: int = 48) -> list[dict]:
                 image[:, 2:5, 2:5, 2:5] = 1.0
             images.append(image)
             labels.append(torch.tensor([0, 0, 0, 2 if injured else 0, 0]))
-        batches.append({"image": torch.stack(images), "label": torch.stack(labels)})
+        patients = [f"p{i // 2}" for i in range(start, min(n, start + 8))]  # two series per patient
+        batches.append({"image": torch.stack(images), "label": torch.stack(labels), "patient": patients})
     return batches
 
 
@@ -101,13 +103,17 @@ def test_fitted_heads_read_the_evidence(tmp_path, caplog):
     net = _net()
     net.segmenter = _Thresholding()
     batches = _toy_batches()
-    features, labels = collect_evidence(net, batches)
-    assert features.shape == (48, 6) and labels.shape == (48, 5)
+    features, labels, patients = collect_evidence(net, batches)
+    assert features.shape == (48, 6) and labels.shape == (48, 5) and patients[:3] == ["p0", "p0", "p1"]
     out = tmp_path / "model.pt"
     with caplog.at_level(logging.WARNING):
-        result = fit_evidence_heads(net, batches, checkpoint=tmp_path / "missing.pt", save_to=out, steps=300)
+        result = fit_evidence_heads(
+            net, batches, checkpoint=tmp_path / "missing.pt", save_to=out, steps=300, weight_decay=[1e-3, 100.0]
+        )
     assert "missing.pt: no checkpoint" in caplog.text
-    assert result["n_items"] == 48
+    assert result["n_items"] == 48 and result["weight_decay"] == 1e-3  # out-of-fold choice
+    cv = result["cv_weighted_log_loss"]
+    assert cv["0.001"] < cv["100.0"]
     assert result["fitted_weighted_log_loss"] < 0.5 * result["prior_weighted_log_loss"]
     torch.testing.assert_close(net.feature_mean, features.mean(0))
     probs = torch.softmax(net.eval()(batches[0]["image"])[:, 7:10], dim=1)  # liver: healthy / low / high
@@ -118,4 +124,15 @@ def test_fitted_heads_read_the_evidence(tmp_path, caplog):
     load_pretrained(again, str(out), strict=True)  # the saved file holds the fitted heads and their scaling
     torch.testing.assert_close(again.eval()(batches[0]["image"]), net(batches[0]["image"]))
     with pytest.raises(ValueError, match="no items"):
-        fit_evidence_heads(net, [], steps=1)
+        fit_evidence_heads(net, [], steps=1, weight_decay=0.1)
+    with pytest.raises(ValueError, match="folds"):
+        fit_evidence_heads(net, batches, folds=1)
+
+
+def test_patient_folds_keep_a_patient_together():
+    patients = ["a", "b", "a", "c", "b", "d", "e"]
+    masks = patient_folds(patients, 3)
+    assert torch.stack(masks).sum(0).tolist() == [1] * 7  # every item in exactly one fold
+    for m in masks:
+        inside = {p for p, held in zip(patients, m.tolist()) if held}
+        assert all(held for p, held in zip(patients, m.tolist()) if p in inside)

@@ -136,3 +136,31 @@ def test_patient_folds_keep_a_patient_together():
     for m in masks:
         inside = {p for p, held in zip(patients, m.tolist()) if held}
         assert all(held for p, held in zip(patients, m.tolist()) if p in inside)
+
+
+def test_heads_read_only_their_own_labels():
+    net = _net(head_labels={"liver": [1, 3], "bowel": [2]}).eval()
+    assert net.heads["liver"].in_features == 4 and net.heads["bowel"].in_features == 2
+    assert net.heads["spleen"].in_features == 6  # a target not named reads every label
+    features = torch.randn(2, 6)
+    with torch.no_grad():
+        net.heads["bowel"].weight.zero_()
+        net.heads["bowel"].weight[1, 1] = 1.0  # the soft voxel count of label 2
+        net.heads["bowel"].bias.zero_()
+    logits = net.classify(features)
+    torch.testing.assert_close(logits[:, 1], features[:, 4])  # feature 4: log-count of label 2
+    for bad in ({"nothing": [1]}, {"liver": [4]}, {"liver": []}):
+        with pytest.raises(ValueError, match="head_labels"):
+            _net(head_labels=bad)
+
+
+def test_segmenter_weights_from_a_whole_network_checkpoint(tmp_path):
+    trained = _net()
+    with torch.no_grad():
+        for p in trained.segmenter.parameters():
+            p.add_(1.0)
+    torch.save(trained.state_dict(), tmp_path / "whole.pt")
+    fresh = _net(head_labels={"liver": [1]})  # other heads: the segmenter still loads, strictly
+    load_pretrained(fresh.segmenter, str(tmp_path / "whole.pt"), strict=True, prefix="segmenter.")
+    for a, b in zip(fresh.segmenter.state_dict().values(), trained.segmenter.state_dict().values()):
+        torch.testing.assert_close(a, b)

@@ -83,7 +83,8 @@ class EvidenceClassifier(nn.Module):
         bad = [lab for labs in chosen.values() for lab in labs if not 1 <= int(lab) <= n_labels]
         if unknown or bad or any(not labs for labs in chosen.values()):
             raise ValueError(
-                f"head_labels must map targets of heads to labels 1..{n_labels}, got {dict(chosen)} for heads {list(heads)}"
+                f"head_labels must map targets of heads to labels 1..{n_labels}, got {dict(chosen)} "
+                f"for heads {list(heads)}"
             )
         self.feature_index: dict[str, torch.Tensor] = {}
         for name in heads:

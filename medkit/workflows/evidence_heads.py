@@ -52,7 +52,8 @@ _Heads = Sequence[tuple[torch.Tensor, int]]
 def _fit(
     z: torch.Tensor, y: torch.Tensor, heads: _Heads, weight_decay: float, steps: int, lr: float, any_weight: float
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per head ``(weight, bias)`` fitted by full-batch Adam from the class frequencies (zero weights, log-prior bias)."""
+    """Per head ``(weight, bias)``, fitted by full-batch Adam from the class frequencies (zero weights, log-prior
+    biases)."""
     params = []
     for i, (index, n) in enumerate(heads):
         counts = torch.bincount(y[:, i].clamp(min=0), minlength=n)[:n].float()

@@ -123,7 +123,8 @@ def fit_evidence_heads(
         steps: optimisation steps per fit.
         learning_rate: Adam step size.
         weight_decay: L2 penalty on the head weights (not the biases), or candidates to choose from.
-        folds: folds of the choice (at least 2; fewer patients than folds: as many folds as patients).
+        folds: folds of the choice (at least 2; fewer patients than folds: as many folds as patients; a single
+            patient: no choice, the middle candidate).
         any_weight: weight of the any_injury term of the loss.
 
     Returns:
@@ -149,8 +150,10 @@ def fit_evidence_heads(
     sizes = [n for _, n in heads]
     fit = {"steps": int(steps), "lr": float(learning_rate), "any_weight": float(any_weight)}
     result: dict[str, Any] = {"n_items": len(y)}
-    chosen = candidates[0]
-    if len(candidates) > 1:
+    chosen = candidates[len(candidates) // 2]
+    if len(candidates) > 1 and len(set(patients)) < 2:
+        logger.warning("one patient to fit on: no cross-validation, weight decay %g", chosen)
+    elif len(candidates) > 1:
         masks = patient_folds(patients, min(int(folds), len(set(patients))))
         cv = {}
         for wd in candidates:

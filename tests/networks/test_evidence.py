@@ -164,3 +164,14 @@ def test_segmenter_weights_from_a_whole_network_checkpoint(tmp_path):
     load_pretrained(fresh.segmenter, str(tmp_path / "whole.pt"), strict=True, prefix="segmenter.")
     for a, b in zip(fresh.segmenter.state_dict().values(), trained.segmenter.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def test_one_patient_fits_without_cross_validation(caplog):
+    net = _net()
+    net.segmenter = _Thresholding()
+    batch = _toy_batches(8)[0]
+    batch["patient"] = ["only"] * 8
+    with caplog.at_level(logging.WARNING):
+        result = fit_evidence_heads(net, [batch], steps=5, weight_decay=[0.01, 0.1, 1.0])
+    assert result["weight_decay"] == 0.1 and "cv_weighted_log_loss" not in result
+    assert "no cross-validation" in caplog.text

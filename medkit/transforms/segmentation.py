@@ -71,14 +71,12 @@ def segmentation_postprocessing(threshold: float = 0.5, for_writers: bool = Fals
     """
     if not 0.0 < float(threshold) < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    if int(min_size) < 0:
-        raise ValueError(f"min_size must be >= 0 pixels, got {min_size}")
     transforms = [
         EnsureTyped(keys="pred", track_meta=False),
         Activationsd(keys="pred", sigmoid=True),
         AsDiscreted(keys="pred", threshold=float(threshold)),
     ]
-    if int(min_size) > 0:
+    if int(min_size):  # RemoveSmallIslandsd rejects a negative size
         transforms.append(RemoveSmallIslandsd(keys="pred", min_size=int(min_size)))
     if for_writers:
         transforms += [

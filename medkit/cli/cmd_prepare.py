@@ -24,6 +24,14 @@ SYNTHETIC = ("rsna-synthetic",)
 @click.option(
     "--volumes", default=None, metavar="DIR", help="lgg: also write each patient's slices and masks as NIfTI volumes."
 )
+@click.option(
+    "--folds",
+    "n_folds",
+    type=click.IntRange(min=2),
+    default=None,
+    help="lgg: cross-validation: deal the patients into this many folds; --fold is the test side.",
+)
+@click.option("--fold", type=click.IntRange(min=0), default=0, show_default=True, help="lgg: which fold is tested.")
 @click.option("--patients", "n_patients", type=click.IntRange(min=1), default=None, help="rsna-synthetic: how many.")
 @click.option(
     "--patient-ids",
@@ -53,6 +61,8 @@ def command(
     seed: int,
     check: bool,
     volumes,
+    n_folds,
+    fold,
     n_patients,
     patient_ids,
     shape,
@@ -67,6 +77,10 @@ def command(
 
     if volumes and source != "lgg":
         raise click.UsageError("--volumes applies to the lgg source (slices of one patient) only")
+    if n_folds and source != "lgg":
+        raise click.UsageError("--folds applies to the lgg source only")
+    if n_folds and fold >= n_folds:
+        raise click.UsageError(f"--fold must be below --folds ({n_folds}), got {fold}")
     if (n_patients or patient_ids) and source not in SYNTHETIC:
         raise click.UsageError("--patients and --patient-ids apply to rsna-synthetic only")
 
@@ -74,7 +88,10 @@ def command(
     if source == "rsna-synthetic":
         _write_synthetic_rsna(data_root, out, n_patients, patient_ids, shape, seed, segmentations)
         return
-    datalist = BUILDERS[source](data_root, val_fraction=val_fraction, seed=seed, check_images=check, progress=check)
+    folds = {"n_folds": n_folds, "fold": fold} if n_folds else {}
+    datalist = BUILDERS[source](
+        data_root, val_fraction=val_fraction, seed=seed, check_images=check, progress=check, **folds
+    )
     write_json_atomic(datalist, out)
     for split in ("training", "validation", "test"):
         items = datalist[split]

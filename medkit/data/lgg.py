@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from medkit.data.folders import _resolve_root, list_subfolders, probe_items
-from medkit.data.splits import check_split_fractions, split_three_ways
+from medkit.data.splits import check_split_fractions, split_fold, split_three_ways
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.io.tiff import TIFF_SUFFIXES, read_mask, read_tiff
 
@@ -125,6 +125,8 @@ def build_lgg_datalist(
     check_images: bool = True,
     progress: bool = False,
     mask_as_label: bool = False,
+    n_folds: int = 0,
+    fold: int = 0,
 ) -> dict:
     """A MONAI datalist of every labelled slice under ``dataset_dir``, split into training/validation/test by patient.
 
@@ -142,6 +144,10 @@ def build_lgg_datalist(
         progress: show a progress bar.
         mask_as_label: for segmentation, ``"label"`` is the mask path (MONAI and MONAI Label's convention) and
             the slice class moves to ``"tumour"``; else ``"label"`` is the slice class (0/1).
+        n_folds: 2 or more for cross-validation: patients are dealt into ``n_folds`` folds (stratified, seed
+            ``seed``), fold ``fold`` is the test side and ``val_fraction`` of the rest validation
+            (``test_fraction`` is then unused; ``medkit.data.splits.split_fold``).
+        fold: which fold is tested, ``0..n_folds-1``.
 
     Raises:
         DatasetLayoutError: no case folder with TIFF slices is found.
@@ -171,7 +177,10 @@ def build_lgg_datalist(
     share = {p: float(np.mean(v)) for p, v in per_patient.items()}
     median_share = float(np.median(list(share.values())))
     strata = {p: int(s >= median_share) for p, s in share.items()}
-    sides = split_three_ways(strata, val_fraction, test_fraction, seed)
+    if n_folds:
+        sides = split_fold(strata, n_folds, fold, val_fraction, seed)
+    else:
+        sides = split_three_ways(strata, val_fraction, test_fraction, seed)
     datalist: dict = {
         "name": "lgg-mri-segmentation",
         "root": os.path.abspath(root),
@@ -181,6 +190,8 @@ def build_lgg_datalist(
         "test": [],
         "skipped": skipped,
     }
+    if n_folds:
+        datalist["fold"] = {"n_folds": int(n_folds), "fold": int(fold), "seed": int(seed)}
     for item in items:
         datalist[sides[item["patient"]]].append(item)
     return as_segmentation_datalist(datalist) if mask_as_label else datalist

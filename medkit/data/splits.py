@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["split_by_patient", "split_three_ways", "check_split_fractions"]
+__all__ = ["split_by_patient", "split_three_ways", "check_split_fractions", "kfold_patients", "split_fold"]
 
 
 def split_by_patient(
@@ -85,4 +85,48 @@ def split_three_ways(
     sides = {k["patient"]: "training" for k in train}
     sides.update({k["patient"]: "validation" for k in val})
     sides.update({k["patient"]: "test" for k in test})
+    return sides
+
+
+def kfold_patients(strata: dict[str, object], n_folds: int, seed: int = 0) -> dict[str, int]:
+    """Patient -> fold ``0..n_folds-1``; each stratum's patients are shuffled (seed ``seed``) and dealt round-robin,
+    so every fold gets its share of each stratum and fold sizes differ by at most one per stratum.
+
+    Raises:
+        ValueError: ``n_folds`` is below 2 or above the number of patients.
+    """
+    if not 2 <= n_folds <= len(strata):
+        raise ValueError(f"n_folds must be between 2 and the number of patients ({len(strata)}), got {n_folds}")
+    rng = np.random.default_rng(seed)
+    by_stratum: dict[object, list[str]] = defaultdict(list)
+    for patient in sorted(strata):
+        by_stratum[strata[patient]].append(patient)
+    fold_of: dict[str, int] = {}
+    start = 0  # continue dealing where the last stratum stopped, so small strata do not all land in fold 0
+    for stratum in sorted(by_stratum, key=str):
+        patients = by_stratum[stratum]
+        for i, j in enumerate(rng.permutation(len(patients))):
+            fold_of[patients[j]] = (start + i) % n_folds
+        start = (start + len(patients)) % n_folds
+    return fold_of
+
+
+def split_fold(
+    strata: dict[str, object], n_folds: int, fold: int, val_fraction: float = 0.0, seed: int = 0
+) -> dict[str, str]:
+    """Patient -> ``"training"``, ``"validation"`` or ``"test"`` for fold ``fold`` of a ``n_folds``-fold
+    cross-validation: the fold's patients are the test side, ``val_fraction`` of the others (stratified, seed
+    ``seed + 1``) validation, the rest training. Over the folds every patient is tested exactly once.
+
+    Raises:
+        ValueError: ``fold`` is not in ``0..n_folds-1`` (or ``n_folds`` is invalid, see ``kfold_patients``).
+    """
+    fold_of = kfold_patients(strata, n_folds, seed)
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in 0..{n_folds - 1}, got {fold}")
+    rest = [{"patient": p, "label": strata[p]} for p in strata if fold_of[p] != fold]
+    train, val = split_by_patient(rest, val_fraction, seed=seed + 1)
+    sides = {p: "test" for p in strata if fold_of[p] == fold}
+    sides.update({k["patient"]: "training" for k in train})
+    sides.update({k["patient"]: "validation" for k in val})
     return sides

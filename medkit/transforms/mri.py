@@ -12,6 +12,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import (
     AsDiscreted,
+    Compose,
     EnsureTyped,
     MapTransform,
     RandAdjustContrastd,
@@ -38,6 +39,8 @@ __all__ = [
     "SelectChannelsd",
     "RandFlairForChannelsd",
     "CaseChannelScaled",
+    "NeighbourSlicesd",
+    "neighbour_paths",
     "case_channel_scale",
     "mri_slice_preprocessing",
     "mri_slice_augmentation",
@@ -153,6 +156,75 @@ class CaseChannelScaled(MapTransform):
         return d
 
 
+def neighbour_paths(path: str, offsets: Sequence[int]) -> list[str]:
+    """For each offset, the file of slice ``n + offset`` of ``path``'s case (``<case>_<n>.<ext>`` in the same
+    folder); where that slice does not exist (the ends of the volume), the nearest existing one towards ``path``.
+    A file without a slice number stands for all its neighbours."""
+    from medkit.data.lgg import case_of_slice, slice_number
+
+    case, n = case_of_slice(path), slice_number(path)
+    if case is None or n is None:
+        return [path for _ in offsets]
+    folder, ext = os.path.dirname(path), os.path.splitext(path)[1]
+    out = []
+    for offset in offsets:
+        step = -1 if offset > 0 else 1
+        found = path
+        for o in range(int(offset), 0, step):
+            candidate = os.path.join(folder, f"{case}_{n + o}{ext}")
+            if os.path.isfile(candidate):
+                found = candidate
+                break
+        out.append(found)
+    return out
+
+
+class NeighbourSlicesd(MapTransform):
+    """2.5D input: each slice with its neighbours in the volume, stacked as channels.
+
+    Replaces the path under each key by ``load`` applied to the slices at ``offsets`` (``(-1, 0, 1)``: the slice
+    before, the slice, the slice after; ``neighbour_paths``), concatenated along the channel axis in that order.
+    Neighbours are found from the file name (``<case>_<n>`` beside it), so this works in the set's folders, on a
+    folder given to ``medkit infer`` and in MONAI Label's flat datastore; at the ends of a volume, or for a lone
+    file, the nearest existing slice is repeated. A neighbour that cannot be read is replaced by the slice itself
+    (it is reported by name when it is loaded as an item of its own); the slice itself failing raises.
+
+    Args:
+        keys: keys of the image paths (``KeepPathd`` before it keeps them under ``<key>_path``).
+        load: the single-slice chain, called on ``{key: path, "<key>_path": path}`` and returning the dict with the
+            channel-first image under ``key``.
+        offsets: slice offsets, ``0`` being the slice itself (it must be among them).
+    """
+
+    def __init__(self, keys: KeysCollection, load: Transform, offsets: Sequence[int] = (-1, 0, 1)) -> None:
+        super().__init__(keys)
+        self.load = load
+        self.offsets = [int(o) for o in offsets]
+        if 0 not in self.offsets:
+            raise ValueError(f"offsets must include 0 (the slice itself), got {self.offsets}")
+
+    def _one(self, key: Hashable, path: str) -> torch.Tensor:
+        return torch.as_tensor(self.load({key: path, f"{key}_path": path})[key])
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            path = str(d[key])
+            centre = self._one(key, path)
+            stack = []
+            for neighbour in neighbour_paths(path, self.offsets):
+                if neighbour == path:
+                    stack.append(centre)
+                    continue
+                try:
+                    image = self._one(key, neighbour)
+                except (InputFileError, OSError, ValueError, RuntimeError):
+                    image = centre
+                stack.append(image if image.shape == centre.shape else centre)
+            d[key] = torch.cat(stack, dim=0)
+        return d
+
+
 class RequireChannelsd(MapTransform):
     """Fail with ``InputFileError("<path>: ...")`` when a channel-first image does not have ``channels`` channels.
 
@@ -214,6 +286,7 @@ def mri_slice_preprocessing(
     per_channel_percentile: float | None = None,
     case_percentile: float | None = None,
     select_channels: Sequence[int] | None = None,
+    neighbours: int = 0,
 ) -> list[Transform]:
     """Keep each path under ``<key>_path``, load TIFF slices channel-first, scale intensities to ``[0, 1]``.
 
@@ -231,6 +304,9 @@ def mri_slice_preprocessing(
         case_percentile: instead, divide each channel by this percentile of its brain pixels over the whole
             case (``CaseChannelScaled``: the patient's slices beside the file), clipped to ``[0, 1.5]``.
         select_channels: after scaling, keep only these channels (``SelectChannelsd``; ``[1]``: FLAIR alone).
+        neighbours: 2.5D context: also stack the ``neighbours`` slices before and after as channels
+            (``NeighbourSlicesd``, each loaded, scaled and selected as the slice itself), so a network sees
+            ``(2 * neighbours + 1) * channels`` channels, the slice's own in the middle.
     """
     keys, mask_keys = _as_list(keys), _as_list(mask_keys)
     if case_percentile is not None:
@@ -243,13 +319,18 @@ def mri_slice_preprocessing(
         scaling = ScaleIntensityRanged(
             keys, a_min=intensity_range[0], a_max=intensity_range[1], b_min=0.0, b_max=1.0, clip=True
         )
-    chain: list[Transform] = [
-        KeepPathd(keys),
+    single: list[Transform] = [
         LoadWithReaderd(keys, TiffReader()),
         *([RequireChannelsd(keys, channels)] if channels else []),
         scaling,
         *([SelectChannelsd(keys, select_channels)] if select_channels is not None else []),
     ]
+    if neighbours < 0:
+        raise ValueError(f"neighbours must be 0 or more, got {neighbours}")
+    if neighbours:
+        offsets = range(-int(neighbours), int(neighbours) + 1)
+        single = [NeighbourSlicesd(keys, Compose(single), offsets)]
+    chain: list[Transform] = [KeepPathd(keys), *single]
     if mask_keys:  # masks are optional: inference data has none
         chain += [
             LoadWithReaderd(mask_keys, TiffReader(), allow_missing_keys=True),

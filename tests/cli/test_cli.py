@@ -67,3 +67,16 @@ def test_lr_find_on_synthetic(pneumonia_bundle, synthetic_cxr, tmp_path):
     assert len(found["lrs"]) == len(found["losses"]) >= 5
     assert 1e-5 <= found["lrs"][0] < found["lrs"][-1] <= 1e-1
     assert (out / "lr_find.png").stat().st_size > 0 and "steepest loss descent" in result.output
+
+
+def test_prepare_lgg_cross_validation_fold(synthetic_lgg, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "fold1.json"
+    result = runner.invoke(cli, ["prepare", "lgg", synthetic_lgg, "--out", str(out), "--folds", "3", "--fold", "1"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(out.read_text())
+    assert d["fold"]["fold"] == 1 and len({i["patient"] for i in d["test"]}) == 2
+    result = runner.invoke(cli, ["prepare", "lgg", synthetic_lgg, "--folds", "3", "--fold", "3"])
+    assert result.exit_code != 0 and "--fold must be below --folds (3)" in result.output
+    result = runner.invoke(cli, ["prepare", "pneumonia", synthetic_lgg, "--folds", "3"])
+    assert result.exit_code != 0 and "--folds applies to the lgg source only" in result.output

@@ -36,6 +36,31 @@ def test_slices_grouped_ordered_labelled_and_split_by_patient(synthetic_lgg):
     assert one_case == sorted(one_case) == list(range(1, 9))  # numeric order: 2 before 10
 
 
+def test_cross_validation_folds_test_every_patient_once(synthetic_lgg):
+    from medkit.data.splits import kfold_patients, split_fold
+
+    tested = []
+    for fold in range(3):
+        d = build_lgg_datalist(synthetic_lgg, n_folds=3, fold=fold, val_fraction=0.2, seed=1, check_images=False)
+        sides = {s: {i["patient"] for i in d[s]} for s in ("training", "validation", "test")}
+        assert len(sides["test"]) == 2 and len(sides["validation"]) == 1 and len(sides["training"]) == 3
+        assert not (sides["training"] & sides["test"] or sides["validation"] & sides["test"])
+        assert d["fold"] == {"n_folds": 3, "fold": fold, "seed": 1}
+        tested += sorted(sides["test"])
+    assert len(tested) == len(set(tested)) == 6
+    strata = {f"p{i}": i % 2 for i in range(7)}  # 4 of stratum 0, 3 of stratum 1
+    folds = kfold_patients(strata, 3, seed=5)
+    assert sorted(folds) == sorted(strata) and sorted(list(folds.values()).count(k) for k in range(3)) == [2, 2, 3]
+    for k in range(3):  # each fold gets at most 2 of the 4 patients of stratum 0 and 1-2 of the 3 of stratum 1
+        assert sum(folds[p] == k for p in strata if strata[p] == 0) in (1, 2)
+    assert kfold_patients(strata, 3, seed=5) == folds  # reproducible
+    assert set(split_fold(strata, 3, 0).values()) == {"training", "test"}  # no validation by default
+    with pytest.raises(ValueError, match="n_folds"):
+        kfold_patients(strata, 1)
+    with pytest.raises(ValueError, match="fold must be"):
+        split_fold(strata, 3, 3)
+
+
 def test_mask_as_label_and_prepared_datalists(synthetic_lgg, tmp_path):
     d = make_datalist("lgg", synthetic_lgg, mask_as_label=True)
     item = d["training"][0]

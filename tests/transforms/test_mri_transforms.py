@@ -108,3 +108,45 @@ def test_select_channels_checks_its_arguments_and_inputs():
     with pytest.raises(Exception) as info:
         SelectChannelsd("image", [3])({"image": img, "image_path": "x_1.tif"})
     assert error_message(info.value, "x_1.tif") == "x_1.tif: has 3 channel(s), channels [3] asked for"
+
+
+def test_neighbour_slices_stack_the_volume_context(tmp_path):
+    from medkit.transforms.mri import NeighbourSlicesd, neighbour_paths
+
+    for n in (1, 2, 3, 5):  # slice 4 is missing: 3 and 5 stand in for it
+        image = np.zeros((16, 16, 3), np.uint8)
+        image[4:12, 4:12] = 10 * n
+        tifffile.imwrite(tmp_path / f"c_{n}.tif", image)
+    (tmp_path / "c_5.tif").write_bytes(b"broken")  # unreadable neighbour: the slice itself stands in
+    path = lambda n: str(tmp_path / f"c_{n}.tif")  # noqa: E731
+    assert neighbour_paths(path(1), (-1, 0, 1)) == [path(1), path(1), path(2)]  # first slice: itself below
+    assert neighbour_paths(path(2), (-2, -1, 0, 1, 2)) == [path(1), path(1), path(2), path(3), path(3)]
+    assert neighbour_paths(path(3), (1, 2)) == [path(3), path(5)]
+    assert neighbour_paths(str(tmp_path / "notes.tif"), (-1, 0)) == [str(tmp_path / "notes.tif")] * 2
+    chain = Compose(mri_slice_preprocessing("image", select_channels=[1], neighbours=1))
+    out = chain({"image": path(2)})["image"]
+    assert out.shape == (3, 16, 16)
+    assert [round(float(out[c].max()) * 255) for c in range(3)] == [10, 20, 30]  # before, itself, after
+    single = Compose(mri_slice_preprocessing("image", select_channels=[1]))({"image": path(2)})["image"]
+    assert torch.equal(out[1:2], single)
+    edge = chain({"image": path(3)})["image"]  # 4 missing, so 5 (broken) -> itself
+    assert [round(float(edge[c].max()) * 255) for c in range(3)] == [20, 30, 30]
+    with pytest.raises(ValueError, match="include 0"):
+        NeighbourSlicesd("image", chain, offsets=(-1, 1))
+    with pytest.raises(ValueError, match="neighbours"):
+        mri_slice_preprocessing("image", neighbours=-1)
+    with pytest.raises(Exception) as info:  # the slice itself unreadable: reported by its name
+        chain({"image": path(5)})
+    assert error_message(info.value, path(5)).startswith(path(5) + ": cannot read TIFF")
+
+
+def test_neighbour_slices_scale_with_their_case(tmp_path):
+    rng = np.random.default_rng(2)
+    for n, gain in ((1, 1), (2, 3)):
+        image = np.zeros((16, 16, 3), np.uint8)
+        image[2:14, 2:14] = rng.integers(10, 40, (12, 12, 3)) * gain
+        tifffile.imwrite(tmp_path / f"p_{n}.tif", image)
+    chain = Compose(mri_slice_preprocessing("image", case_percentile=99.0, select_channels=[1], neighbours=1))
+    alone = Compose(mri_slice_preprocessing("image", case_percentile=99.0, select_channels=[1]))
+    out = chain({"image": str(tmp_path / "p_1.tif")})["image"]
+    assert torch.equal(out[2], alone({"image": str(tmp_path / "p_2.tif")})["image"][0])  # same case scale

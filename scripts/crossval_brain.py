@@ -1,0 +1,174 @@
+"""Patient-level k-fold cross-validation of the brain MRI segmentation recipe on the LGG slices.
+
+Four validation patients cannot rank training recipes (the bundle docs show them ranking runs opposite to the
+test patients), so this scores a recipe on every patient once: the patients are dealt into ``--folds`` folds
+(stratified by the share of tumour slices, ``medkit.data.splits.kfold_patients``), and for each fold the
+segmentation bundle's train.json trains on the other folds for a fixed ``--epochs`` (no checkpoint choice: the
+only validation runs after the last epoch, on the held-out fold, and its weights are the fold's model), then the
+bundle's evaluate.json scores the held-out fold with the segmenter alone. The held-out slices of all folds are
+pooled into one report (``medkit.metrics.segmentation_report``): mean per-patient 3D Dice over all patients,
+slice Dice, slice detection.
+
+Each fold runs in its own process (``--fold K`` runs one and is what the main process calls); finished folds
+(``fold_K/result.json``) are kept, so a stopped run resumes. ``--set ID=VALUE`` overrides bundle config ids for
+training and evaluation alike (e.g. ``--set _meta_#medkit#preprocessing#neighbours=1``).
+
+Usage:
+  python scripts/crossval_brain.py --data ../shared/data/lgg-mri-segmentation --out cv/flair --folds 3 --epochs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEGMENTER = os.path.join(os.path.dirname(HERE), "bundles", "brain_mri_segmentation")
+
+
+def parse_set(pairs: list[str]) -> dict:
+    """``["a=1", "b#c=x"]`` -> ``{"a": 1, "b#c": "x"}`` (values read as JSON when they parse)."""
+    from medkit.cli.common import parse_overrides
+
+    return parse_overrides(pairs)
+
+
+def fold_datalist(data: str, folds: int, fold: int, seed: int) -> dict:
+    """The bundle's datalist settings with fold ``fold`` of ``folds`` as the test side (and as validation, for the
+    one end-of-training check), every other patient in training."""
+    from medkit.bundle import load_metadata
+    from medkit.data import make_datalist
+
+    cfg = dict(load_metadata(SEGMENTER)["medkit"]["data"])
+    cfg.update(n_folds=folds, fold=fold, seed=seed, val_fraction=0.0)
+    datalist = make_datalist(dataset_dir=data, **cfg)
+    datalist["validation"] = list(datalist["test"])
+    return datalist
+
+
+def run_fold(args: argparse.Namespace) -> dict:
+    """Train and evaluate one fold in this process; writes ``fold_K/result.json``."""
+    from medkit.bundle import create_workflow
+    from medkit.io.atomic import write_json_atomic
+
+    fold_dir = os.path.join(os.path.abspath(args.out), f"fold_{args.fold}")
+    os.makedirs(fold_dir, exist_ok=True)
+    datalist = fold_datalist(args.data, args.folds, args.fold, args.seed)
+    datalist_file = os.path.join(fold_dir, "datalist.json")
+    write_json_atomic(datalist, datalist_file)
+    overrides = parse_set(args.set)
+    common = {"dataset_dir": os.path.abspath(args.data), "datalist_file": datalist_file, **overrides}
+    t0 = time.perf_counter()
+    train = create_workflow(
+        SEGMENTER,
+        "train",
+        {
+            **common,
+            "epochs": args.epochs,
+            "val_interval": args.epochs,
+            "early_stop_patience": 10**6,
+            "output_dir": os.path.join(fold_dir, "runs"),
+            "ckpt_dir": os.path.join(fold_dir, "models"),
+        },
+    )
+    train.run()
+    train_s = time.perf_counter() - t0
+    checkpoint = os.path.join(fold_dir, "models", "model.pt")
+    evaluate = create_workflow(
+        SEGMENTER,
+        "evaluate",
+        {
+            **common,
+            "split": "test",
+            "ckpt_path": checkpoint,
+            "classifier_bundle": "",
+            "output_dir": os.path.join(fold_dir, "eval"),
+        },
+    )
+    evaluate.run()
+    report = evaluate.parser.get_parsed_content("report").report
+    result = {
+        "fold": args.fold,
+        "test_patients": sorted({i["patient"] for i in datalist["test"]}),
+        "training_patients": len({i["patient"] for i in datalist["training"]}),
+        "epochs": args.epochs,
+        "train_s": round(train_s, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "dice_patient_mean": report["dice_patient_mean"],
+        "per_case": report["per_case"],
+        "overrides": overrides,
+    }
+    write_json_atomic(result, os.path.join(fold_dir, "result.json"))
+    return result
+
+
+def pooled_report(out: str, folds: int) -> dict:
+    """``segmentation_report`` over the held-out slices of all folds (their ``eval/per_slice.csv``)."""
+    from medkit.metrics.segmentation import segmentation_report
+
+    records = []
+    for k in range(folds):
+        with open(os.path.join(out, f"fold_{k}", "eval", "per_slice.csv"), newline="") as f:
+            for row in csv.DictReader(f):
+                counts = {c: int(row[c]) for c in ("intersection", "pred_pixels", "true_pixels")}
+                records.append({"case": row["case"], **counts})
+    return segmentation_report(records)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the lgg-mri-segmentation (or kaggle_3m) folder")
+    parser.add_argument("--out", required=True, help="folder for the folds' models, reports and summary.json")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    parser.add_argument("--set", action="append", default=[], metavar="ID=VALUE", help="bundle config override")
+    parser.add_argument("--fold", type=int, default=None, help="run this fold only, in this process")
+    args = parser.parse_args()
+    if args.fold is not None:
+        print(json.dumps(run_fold(args)))
+        return
+
+    from medkit.io.atomic import write_json_atomic
+
+    out = os.path.abspath(args.out)
+    results = []
+    for k in range(args.folds):
+        done = os.path.join(out, f"fold_{k}", "result.json")
+        if not os.path.isfile(done):
+            cmd = [sys.executable, os.path.abspath(__file__), "--data", args.data, "--out", out, "--fold", str(k)]
+            cmd += ["--folds", str(args.folds), "--epochs", str(args.epochs), "--seed", str(args.seed)]
+            cmd += [a for pair in args.set for a in ("--set", pair)]
+            subprocess.run(cmd, check=True)
+        with open(done) as f:
+            results.append(json.load(f))
+        print(f"fold {k}: per-patient Dice {results[-1]['dice_patient_mean']:.4f}", flush=True)
+    pooled = pooled_report(out, args.folds)
+    summary = {
+        "folds": args.folds,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "overrides": parse_set(args.set),
+        "n_patients": pooled["n_cases"],
+        "dice_patient_mean": pooled["dice_patient_mean"],
+        "dice_slice_mean": pooled["dice_slice_mean"],
+        "dice_global": pooled["dice_global"],
+        "slice_detection": pooled["slice_detection"],
+        "per_case": pooled["per_case"],
+        "per_fold": [
+            {k: r[k] for k in ("fold", "test_patients", "dice_patient_mean", "train_s", "peak_rss_mb")} for r in results
+        ],
+        "train_s_total": round(sum(r["train_s"] for r in results), 1),
+    }
+    write_json_atomic(summary, os.path.join(out, "summary.json"))
+    print(json.dumps({k: summary[k] for k in ("n_patients", "dice_patient_mean", "dice_slice_mean")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

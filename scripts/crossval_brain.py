@@ -9,6 +9,11 @@ bundle's evaluate.json scores the held-out fold with the segmenter alone. The he
 pooled into one report (``medkit.metrics.segmentation_report``): mean per-patient 3D Dice over all patients,
 slice Dice, slice detection.
 
+``--study`` then measures options that need no training on the folds' held-out predictions (written to
+``study.json``): flip test-time augmentation (the mean probability over the slice and its three flips) and keeping
+only the largest 3D connected component of each patient's stacked mask (a lower-grade glioma is one lesion; false
+positives along bright cortex are small islands elsewhere in the volume), alone and together.
+
 Each fold runs in its own process (``--fold K`` runs one and is what the main process calls); finished folds
 (``fold_K/result.json``) are kept, so a stopped run resumes. ``--set ID=VALUE`` overrides bundle config ids for
 training and evaluation alike (e.g. ``--set _meta_#medkit#preprocessing#neighbours=1``).
@@ -30,6 +35,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEGMENTER = os.path.join(os.path.dirname(HERE), "bundles", "brain_mri_segmentation")
+#: figures of the pooled report kept for each study variant
+REPORTED = ("dice_patient_mean", "dice_slice_mean", "dice_global", "slice_detection")
 
 
 def parse_set(pairs: list[str]) -> dict:
@@ -121,6 +128,83 @@ def pooled_report(out: str, folds: int) -> dict:
     return segmentation_report(records)
 
 
+def fold_probabilities(out: str, fold: int, overrides: dict) -> dict[str, dict]:
+    """Per held-out case of ``fold``, slices in order: ``{"plain", "tta"}`` probabilities (slices, rows, columns)
+    of the fold's model (``tta``: the mean over the slice and its up-down, left-right and both flips) and
+    ``"truth"``."""
+    import numpy as np
+    import torch
+
+    from medkit.bundle import create_workflow
+
+    fold_dir = os.path.join(out, f"fold_{fold}")
+    settings = {
+        **overrides,
+        "datalist_file": os.path.join(fold_dir, "datalist.json"),
+        "split": "test",
+        "classifier_bundle": "",
+        "output_dir": os.path.join(fold_dir, "study"),
+    }
+    wf = create_workflow(SEGMENTER, "evaluate", settings)
+    network = wf.parser.get_parsed_content("network")
+    state = torch.load(os.path.join(fold_dir, "models", "model.pt"), map_location="cpu", weights_only=True)
+    network.load_state_dict(state.get("model", state))
+    network.eval()
+    inferer = wf.parser.get_parsed_content("sliding_window")
+    slices: dict[str, list] = {}
+    with torch.no_grad():
+        for item in wf.parser.get_parsed_content("dataset"):
+            x = torch.as_tensor(item["image"])[None]
+            probs = []
+            for dims in ((), (2,), (3,), (2, 3)):
+                p = torch.sigmoid(inferer(x.flip(dims) if dims else x, network))
+                probs.append((p.flip(dims) if dims else p)[0, 0].numpy())
+            truth = np.asarray(item["label"])[0] > 0.5
+            slices.setdefault(str(item["case"]), []).append((int(item["slice"]), probs[0], np.mean(probs, 0), truth))
+    cases = {}
+    for case, rows in slices.items():
+        rows.sort(key=lambda r: r[0])
+        cases[case] = {name: np.stack([r[i] for r in rows]) for i, name in ((1, "plain"), (2, "tta"), (3, "truth"))}
+    return cases
+
+
+def largest_component(mask):
+    """The largest 3D connected component (26-connected) of a boolean volume; empty stays empty."""
+    import numpy as np
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return mask
+    return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+
+
+def study(args: argparse.Namespace) -> dict:
+    """Per-patient Dice and slice detection of the pooled held-out folds under the post-processing variants."""
+    import numpy as np
+
+    from medkit.metrics.segmentation import segmentation_report, slice_record
+
+    out = os.path.abspath(args.out)
+    records: dict[str, list] = {"plain": [], "tta": [], "largest_3d": [], "tta_largest_3d": []}
+    for k in range(args.folds):
+        for case, c in fold_probabilities(out, k, parse_set(args.set)).items():
+            for name, prob in (("plain", c["plain"]), ("tta", c["tta"])):
+                mask = prob >= 0.5
+                kept = largest_component(mask)
+                suffix = "" if name == "plain" else "tta_"
+                for variant, m in ((name, mask), (suffix + "largest_3d", kept)):
+                    records[variant] += [slice_record(m[i], c["truth"][i], case) for i in range(len(m))]
+        print(f"fold {k} studied", flush=True)
+    result = {}
+    for name, recs in records.items():
+        r = segmentation_report(recs)
+        result[name] = {key: r[key] for key in REPORTED}
+        result[name]["dice_patient_median"] = float(np.median(list(r["per_case"].values())))
+        result[name]["per_case"] = {case: round(v, 4) for case, v in r["per_case"].items()}
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the lgg-mri-segmentation (or kaggle_3m) folder")
@@ -130,6 +214,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     parser.add_argument("--set", action="append", default=[], metavar="ID=VALUE", help="bundle config override")
     parser.add_argument("--fold", type=int, default=None, help="run this fold only, in this process")
+    parser.add_argument("--study", action="store_true", help="after the folds, measure TTA / largest component")
     args = parser.parse_args()
     if args.fold is not None:
         print(json.dumps(run_fold(args)))
@@ -168,6 +253,15 @@ def main() -> None:
     }
     write_json_atomic(summary, os.path.join(out, "summary.json"))
     print(json.dumps({k: summary[k] for k in ("n_patients", "dice_patient_mean", "dice_slice_mean")}, indent=2))
+    if args.study:
+        studied = study(args)
+        write_json_atomic(studied, os.path.join(out, "study.json"))
+        for name, r in studied.items():
+            det = r["slice_detection"]
+            print(
+                f"{name:>15}: per-patient Dice {r['dice_patient_mean']:.4f} (median {r['dice_patient_median']:.4f}), "
+                f"slice detection {det}"
+            )
 
 
 if __name__ == "__main__":

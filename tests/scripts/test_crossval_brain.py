@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import REPO
+
+SCRIPT = os.path.join(REPO, "scripts", "crossval_brain.py")
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("crossval_brain", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_largest_component_keeps_one_3d_lesion():
+    mask = np.zeros((4, 8, 8), bool)
+    mask[0:3, 1:4, 1:4] = True  # 27 voxels over three slices
+    mask[3, 6, 6] = True  # an island on another slice
+    mask[1, 6:8, 0] = True  # and one beside the lesion's slices
+    kept = _module().largest_component(mask)
+    assert kept.sum() == 27 and kept[0:3, 1:4, 1:4].all()
+    diagonal = np.zeros((2, 3, 3), bool)
+    diagonal[0, 0, 0] = diagonal[1, 1, 1] = True  # touching corners: one 26-connected component
+    assert _module().largest_component(diagonal).sum() == 2
+    assert not _module().largest_component(np.zeros((2, 3, 3), bool)).any()
+
+
+def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg, tmp_path):
+    out = tmp_path / "cv"
+    cmd = [sys.executable, SCRIPT, "--data", synthetic_lgg, "--out", str(out), "--folds", "2", "--epochs", "4"]
+    cmd += ["--study", "--set", "num_workers=0", "--set", "learning_rate=0.01"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    tested = [p for fold in summary["per_fold"] for p in fold["test_patients"]]
+    assert len(tested) == len(set(tested)) == summary["n_patients"] == 6
+    assert summary["slice_detection"]["confusion_matrix"] and summary["overrides"]["num_workers"] == 0
+    for k in range(2):  # each fold's model trained on the other fold's patients only
+        datalist = json.loads((out / f"fold_{k}" / "datalist.json").read_text())
+        trained = {i["patient"] for i in datalist["training"]}
+        assert trained and not trained & set(summary["per_fold"][k]["test_patients"])
+        assert (out / f"fold_{k}" / "models" / "model.pt").is_file()
+    study = json.loads((out / "study.json").read_text())
+    assert set(study) == {"plain", "tta", "largest_3d", "tta_largest_3d"}
+    assert len(study["plain"]["per_case"]) == 6
+    assert summary["dice_patient_mean"] > 0  # 4 epochs learn something of the synthetic tumours
+    # the plain variant recomputes the evaluation the folds reported: same per-patient Dice
+    assert np.isclose(study["plain"]["dice_patient_mean"], summary["dice_patient_mean"], atol=1e-6)

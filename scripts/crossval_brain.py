@@ -14,12 +14,21 @@ slice Dice, slice detection.
 only the largest 3D connected component of each patient's stacked mask (a lower-grade glioma is one lesion; false
 positives along bright cortex are small islands elsewhere in the volume), alone and together.
 
+``--bundle bundles/brain_mri_classification --pretrained-from CV_DIR`` cross-validates the slice classifier the
+same way, each fold fine-tuned from that fold's segmenter of an earlier run (the folds are the same): the pooled
+held-out probabilities give its AUC, the threshold reaching the bundle's ``target_recall`` on them, and the
+slice figures there. ``--gate CLASSIFIER_CV_DIR`` on a segmenter run adds the two-stage figures: held-out slices
+below that threshold get an empty mask.
+
 Each fold runs in its own process (``--fold K`` runs one and is what the main process calls); finished folds
 (``fold_K/result.json``) are kept, so a stopped run resumes. ``--set ID=VALUE`` overrides bundle config ids for
 training and evaluation alike (e.g. ``--set _meta_#medkit#preprocessing#neighbours=1``).
 
 Usage:
-  python scripts/crossval_brain.py --data ../shared/data/lgg-mri-segmentation --out cv/flair --folds 3 --epochs 30
+  python scripts/crossval_brain.py --data ../shared/data/lgg-mri-segmentation --out cv/seg --folds 3 --epochs 30
+  python scripts/crossval_brain.py --data ../shared/data/lgg-mri-segmentation --out cv/cls --epochs 6 \
+      --bundle bundles/brain_mri_classification --pretrained-from cv/seg
+  python scripts/crossval_brain.py --data ../shared/data/lgg-mri-segmentation --out cv/seg --gate cv/cls
 """
 
 from __future__ import annotations
@@ -46,13 +55,13 @@ def parse_set(pairs: list[str]) -> dict:
     return parse_overrides(pairs)
 
 
-def fold_datalist(data: str, folds: int, fold: int, seed: int) -> dict:
+def fold_datalist(bundle: str, data: str, folds: int, fold: int, seed: int) -> dict:
     """The bundle's datalist settings with fold ``fold`` of ``folds`` as the test side (and as validation, for the
-    one end-of-training check), every other patient in training."""
+    one end-of-training check), every other patient in training. Both brain bundles deal the same folds."""
     from medkit.bundle import load_metadata
     from medkit.data import make_datalist
 
-    cfg = dict(load_metadata(SEGMENTER)["medkit"]["data"])
+    cfg = dict(load_metadata(bundle)["medkit"]["data"])
     cfg.update(n_folds=folds, fold=fold, seed=seed, val_fraction=0.0)
     datalist = make_datalist(dataset_dir=data, **cfg)
     datalist["validation"] = list(datalist["test"])
@@ -61,22 +70,29 @@ def fold_datalist(data: str, folds: int, fold: int, seed: int) -> dict:
 
 def run_fold(args: argparse.Namespace) -> dict:
     """Train and evaluate one fold in this process; writes ``fold_K/result.json``."""
-    from medkit.bundle import create_workflow
+    from medkit.bundle import create_workflow, task_type
     from medkit.io.atomic import write_json_atomic
 
     fold_dir = os.path.join(os.path.abspath(args.out), f"fold_{args.fold}")
     os.makedirs(fold_dir, exist_ok=True)
-    datalist = fold_datalist(args.data, args.folds, args.fold, args.seed)
+    datalist = fold_datalist(args.bundle, args.data, args.folds, args.fold, args.seed)
     datalist_file = os.path.join(fold_dir, "datalist.json")
     write_json_atomic(datalist, datalist_file)
     overrides = parse_set(args.set)
     common = {"dataset_dir": os.path.abspath(args.data), "datalist_file": datalist_file, **overrides}
+    pretrained = {}
+    if args.pretrained_from:  # this fold's model of an earlier cross-validation (same folds)
+        pretrained = {
+            "pretrained": os.path.join(os.path.abspath(args.pretrained_from), f"fold_{args.fold}", "models", "model.pt")
+        }
+    segmentation = task_type(args.bundle) == "segmentation"
     t0 = time.perf_counter()
     train = create_workflow(
-        SEGMENTER,
+        args.bundle,
         "train",
         {
             **common,
+            **pretrained,
             "epochs": args.epochs,
             "val_interval": args.epochs,
             "early_stop_patience": 10**6,
@@ -87,19 +103,13 @@ def run_fold(args: argparse.Namespace) -> dict:
     train.run()
     train_s = time.perf_counter() - t0
     checkpoint = os.path.join(fold_dir, "models", "model.pt")
+    settings = {**common, "split": "test", "ckpt_path": checkpoint, "output_dir": os.path.join(fold_dir, "eval")}
     evaluate = create_workflow(
-        SEGMENTER,
-        "evaluate",
-        {
-            **common,
-            "split": "test",
-            "ckpt_path": checkpoint,
-            "classifier_bundle": "",
-            "output_dir": os.path.join(fold_dir, "eval"),
-        },
+        args.bundle, "evaluate", {**settings, **({"classifier_bundle": ""} if segmentation else {})}
     )
     evaluate.run()
     report = evaluate.parser.get_parsed_content("report").report
+    figures = {k: report[k] for k in ("dice_patient_mean", "per_case")} if segmentation else {"auc": report["auc"]}
     result = {
         "fold": args.fold,
         "test_patients": sorted({i["patient"] for i in datalist["test"]}),
@@ -107,28 +117,61 @@ def run_fold(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "train_s": round(train_s, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-        "dice_patient_mean": report["dice_patient_mean"],
-        "per_case": report["per_case"],
-        "overrides": overrides,
+        **figures,
+        "overrides": {**overrides, **pretrained},
     }
     write_json_atomic(result, os.path.join(fold_dir, "result.json"))
     return result
 
 
-def pooled_report(out: str, folds: int) -> dict:
-    """``segmentation_report`` over the held-out slices of all folds (their ``eval/per_slice.csv``)."""
+def _rows(out: str, folds: int, name: str) -> list[dict]:
+    rows = []
+    for k in range(folds):
+        with open(os.path.join(out, f"fold_{k}", "eval", name), newline="") as f:
+            rows += list(csv.DictReader(f))
+    return rows
+
+
+def pooled_classification(out: str, folds: int, recall: float) -> dict:
+    """AUC of the held-out slices of all folds (their ``eval/predictions.csv``), the threshold reaching ``recall``
+    of the tumour slices on them, and the slice figures at it (``medkit.metrics.classification_report``)."""
+    import numpy as np
+
+    from medkit.metrics.classification import classification_report, threshold_for_recall
+
+    rows = _rows(out, folds, "predictions.csv")
+    names = ["no_tumour", "tumour"]
+    p = np.asarray([float(r["prob_tumour"]) for r in rows])
+    labels = np.asarray([names.index(r["label"]) for r in rows])
+    threshold = threshold_for_recall(p, labels, recall)
+    report = classification_report(np.stack([1 - p, p], axis=1), labels, names, threshold)
+    keys = ("accuracy", "auc", "sensitivity", "specificity", "confusion_matrix")
+    return {"n_slices": len(rows), "target_recall": recall, "threshold": threshold, **{k: report[k] for k in keys}}
+
+
+def pooled_segmentation(out: str, folds: int, gate: str | None = None) -> dict:
+    """``segmentation_report`` over the held-out slices of all folds (their ``eval/per_slice.csv``); with ``gate``
+    (a classifier cross-validation over the same folds), the two-stage figures too: slices whose held-out tumour
+    probability is below the threshold chosen there get an empty mask."""
     from medkit.metrics.segmentation import segmentation_report
 
     records = []
-    for k in range(folds):
-        with open(os.path.join(out, f"fold_{k}", "eval", "per_slice.csv"), newline="") as f:
-            for row in csv.DictReader(f):
-                counts = {c: int(row[c]) for c in ("intersection", "pred_pixels", "true_pixels")}
-                records.append({"case": row["case"], **counts})
-    return segmentation_report(records)
+    for row in _rows(out, folds, "per_slice.csv"):
+        counts = {c: int(row[c]) for c in ("intersection", "pred_pixels", "true_pixels")}
+        records.append({"case": row["case"], "image": row["image"], **counts})
+    report = segmentation_report(records)
+    if gate:
+        with open(os.path.join(gate, "summary.json")) as f:
+            threshold = json.load(f)["threshold"]
+        prob = {r["image"]: float(r["prob_tumour"]) for r in _rows(gate, folds, "predictions.csv")}
+        gated = [r if prob[r["image"]] >= threshold else {**r, "intersection": 0, "pred_pixels": 0} for r in records]
+        two_stage = segmentation_report(gated)
+        report["two_stage"] = {k: two_stage[k] for k in (*REPORTED, "per_case")}
+        report["two_stage"]["gate"] = {"classifier_cv": os.path.abspath(gate), "threshold": threshold}
+    return report
 
 
-def fold_probabilities(out: str, fold: int, overrides: dict) -> dict[str, dict]:
+def fold_probabilities(bundle: str, out: str, fold: int, overrides: dict) -> dict[str, dict]:
     """Per held-out case of ``fold``, slices in order: ``{"plain", "tta"}`` probabilities (slices, rows, columns)
     of the fold's model (``tta``: the mean over the slice and its up-down, left-right and both flips) and
     ``"truth"``."""
@@ -145,7 +188,7 @@ def fold_probabilities(out: str, fold: int, overrides: dict) -> dict[str, dict]:
         "classifier_bundle": "",
         "output_dir": os.path.join(fold_dir, "study"),
     }
-    wf = create_workflow(SEGMENTER, "evaluate", settings)
+    wf = create_workflow(bundle, "evaluate", settings)
     network = wf.parser.get_parsed_content("network")
     state = torch.load(os.path.join(fold_dir, "models", "model.pt"), map_location="cpu", weights_only=True)
     network.load_state_dict(state.get("model", state))
@@ -188,7 +231,7 @@ def study(args: argparse.Namespace) -> dict:
     out = os.path.abspath(args.out)
     records: dict[str, list] = {"plain": [], "tta": [], "largest_3d": [], "tta_largest_3d": []}
     for k in range(args.folds):
-        for case, c in fold_probabilities(out, k, parse_set(args.set)).items():
+        for case, c in fold_probabilities(args.bundle, out, k, parse_set(args.set)).items():
             for name, prob in (("plain", c["plain"]), ("tta", c["tta"])):
                 mask = prob >= 0.5
                 kept = largest_component(mask)
@@ -205,17 +248,47 @@ def study(args: argparse.Namespace) -> dict:
     return result
 
 
+def summarise(args: argparse.Namespace, results: list[dict]) -> dict:
+    """The pooled held-out figures of all folds, per fold what it tested and its cost."""
+    from medkit.bundle import load_metadata, task_type
+
+    out = os.path.abspath(args.out)
+    summary = {"bundle": os.path.basename(os.path.abspath(args.bundle)), "folds": args.folds, "epochs": args.epochs}
+    summary.update(seed=args.seed, overrides=parse_set(args.set), pretrained_from=args.pretrained_from)
+    per_fold = ("fold", "test_patients", "train_s", "peak_rss_mb")
+    if task_type(args.bundle) == "segmentation":
+        pooled = pooled_segmentation(out, args.folds, args.gate)
+        summary["n_patients"] = pooled["n_cases"]
+        summary.update({k: pooled[k] for k in (*REPORTED, "per_case", *(["two_stage"] if args.gate else []))})
+        per_fold += ("dice_patient_mean",)
+    else:
+        recall = float(load_metadata(args.bundle)["medkit"].get("target_recall", 0.95))
+        summary.update(pooled_classification(out, args.folds, recall))
+        per_fold += ("auc",)
+    summary["per_fold"] = [{k: r[k] for k in per_fold} for r in results]
+    summary["train_s_total"] = round(sum(r["train_s"] for r in results), 1)
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the lgg-mri-segmentation (or kaggle_3m) folder")
     parser.add_argument("--out", required=True, help="folder for the folds' models, reports and summary.json")
+    parser.add_argument("--bundle", default=SEGMENTER, help="the brain bundle to cross-validate (default: segmenter)")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     parser.add_argument("--set", action="append", default=[], metavar="ID=VALUE", help="bundle config override")
+    parser.add_argument(
+        "--pretrained-from", default=None, metavar="CV_DIR", help="start each fold from its model there"
+    )
+    parser.add_argument(
+        "--gate", default=None, metavar="CV_DIR", help="segmenter: a classifier CV for two-stage figures"
+    )
     parser.add_argument("--fold", type=int, default=None, help="run this fold only, in this process")
-    parser.add_argument("--study", action="store_true", help="after the folds, measure TTA / largest component")
+    parser.add_argument("--study", action="store_true", help="segmenter: measure TTA / largest component after")
     args = parser.parse_args()
+    args.bundle = os.path.abspath(args.bundle)
     if args.fold is not None:
         print(json.dumps(run_fold(args)))
         return
@@ -228,39 +301,24 @@ def main() -> None:
         done = os.path.join(out, f"fold_{k}", "result.json")
         if not os.path.isfile(done):
             cmd = [sys.executable, os.path.abspath(__file__), "--data", args.data, "--out", out, "--fold", str(k)]
-            cmd += ["--folds", str(args.folds), "--epochs", str(args.epochs), "--seed", str(args.seed)]
-            cmd += [a for pair in args.set for a in ("--set", pair)]
+            cmd += ["--bundle", args.bundle, "--folds", str(args.folds), "--epochs", str(args.epochs)]
+            cmd += ["--seed", str(args.seed), *[a for pair in args.set for a in ("--set", pair)]]
+            cmd += ["--pretrained-from", args.pretrained_from] if args.pretrained_from else []
             subprocess.run(cmd, check=True)
         with open(done) as f:
             results.append(json.load(f))
-        print(f"fold {k}: per-patient Dice {results[-1]['dice_patient_mean']:.4f}", flush=True)
-    pooled = pooled_report(out, args.folds)
-    summary = {
-        "folds": args.folds,
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "overrides": parse_set(args.set),
-        "n_patients": pooled["n_cases"],
-        "dice_patient_mean": pooled["dice_patient_mean"],
-        "dice_slice_mean": pooled["dice_slice_mean"],
-        "dice_global": pooled["dice_global"],
-        "slice_detection": pooled["slice_detection"],
-        "per_case": pooled["per_case"],
-        "per_fold": [
-            {k: r[k] for k in ("fold", "test_patients", "dice_patient_mean", "train_s", "peak_rss_mb")} for r in results
-        ],
-        "train_s_total": round(sum(r["train_s"] for r in results), 1),
-    }
+        print(f"fold {k} done", flush=True)
+    summary = summarise(args, results)
     write_json_atomic(summary, os.path.join(out, "summary.json"))
-    print(json.dumps({k: summary[k] for k in ("n_patients", "dice_patient_mean", "dice_slice_mean")}, indent=2))
+    shown = ("dice_patient_mean", "dice_slice_mean", "two_stage", "auc", "threshold", "accuracy", "sensitivity")
+    print(json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
     if args.study:
         studied = study(args)
         write_json_atomic(studied, os.path.join(out, "study.json"))
         for name, r in studied.items():
-            det = r["slice_detection"]
             print(
                 f"{name:>15}: per-patient Dice {r['dice_patient_mean']:.4f} (median {r['dice_patient_median']:.4f}), "
-                f"slice detection {det}"
+                f"slice detection {r['slice_detection']}"
             )
 
 

@@ -54,3 +54,36 @@ def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg
     assert summary["dice_patient_mean"] > 0  # 4 epochs learn something of the synthetic tumours
     # the plain variant recomputes the evaluation the folds reported: same per-patient Dice
     assert np.isclose(study["plain"]["dice_patient_mean"], summary["dice_patient_mean"], atol=1e-6)
+
+
+def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lgg, tmp_path):
+    seg, cls = tmp_path / "seg", tmp_path / "cls"
+    base = [sys.executable, SCRIPT, "--data", synthetic_lgg, "--folds", "2", "--set", "num_workers=0"]
+    for cmd in (
+        [*base, "--out", str(seg), "--epochs", "2"],
+        [
+            *base,
+            "--out",
+            str(cls),
+            "--epochs",
+            "1",
+            "--bundle",
+            os.path.join(REPO, "bundles", "brain_mri_classification"),
+        ]
+        + ["--pretrained-from", str(seg)],
+        [*base, "--out", str(seg), "--epochs", "2", "--gate", str(cls)],  # folds done: only re-summarises
+    ):
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    classifier = json.loads((cls / "summary.json").read_text())
+    segmenter = json.loads((seg / "summary.json").read_text())
+    assert [f["test_patients"] for f in classifier["per_fold"]] == [f["test_patients"] for f in segmenter["per_fold"]]
+    assert classifier["n_slices"] == 48 and 0 <= classifier["auc"] <= 1 and classifier["sensitivity"] >= 0.95
+    for k in range(2):
+        result = json.loads((cls / f"fold_{k}" / "result.json").read_text())
+        assert result["overrides"]["pretrained"] == str(seg / f"fold_{k}" / "models" / "model.pt")
+    gated = segmenter["two_stage"]
+    assert gated["gate"]["threshold"] == classifier["threshold"]
+    cm, plain = gated["slice_detection"]["confusion_matrix"], segmenter["slice_detection"]["confusion_matrix"]
+    assert cm[0][1] <= plain[0][1] and cm[1][1] <= plain[1][1]  # gating only removes masks
+    assert gated["dice_global"] <= segmenter["dice_global"] + 1e-9

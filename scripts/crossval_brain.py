@@ -10,7 +10,7 @@ pooled into one report (``medkit.metrics.segmentation_report``): mean per-patien
 slice Dice, slice detection.
 
 ``--study`` then measures options that need no training on the folds' held-out predictions (written to
-``study.json``): flip test-time augmentation (the mean probability over the slice and its three flips) and keeping
+``study.json``): flip test-time augmentation (the mean logit over the slice and its three flips) and keeping
 only the largest 3D connected component of each patient's stacked mask (a lower-grade glioma is one lesion; false
 positives along bright cortex are small islands elsewhere in the volume), alone and together.
 
@@ -19,6 +19,9 @@ same way, each fold fine-tuned from that fold's segmenter of an earlier run (the
 held-out probabilities give its AUC, the threshold reaching the bundle's ``target_recall`` on them, and the
 slice figures there. ``--gate CLASSIFIER_CV_DIR`` on a segmenter run adds the two-stage figures: held-out slices
 below that threshold get an empty mask.
+
+``--all`` then trains the final model the same way on every patient (``all/models/model.pt``; nothing is held
+out, so it has no figures of its own: the pooled held-out figures are its estimate).
 
 Each fold runs in its own process (``--fold K`` runs one and is what the main process calls); finished folds
 (``fold_K/result.json``) are kept, so a stopped run resumes. ``--set ID=VALUE`` overrides bundle config ids for
@@ -57,11 +60,17 @@ def parse_set(pairs: list[str]) -> dict:
 
 def fold_datalist(bundle: str, data: str, folds: int, fold: int, seed: int) -> dict:
     """The bundle's datalist settings with fold ``fold`` of ``folds`` as the test side (and as validation, for the
-    one end-of-training check), every other patient in training. Both brain bundles deal the same folds."""
+    one end-of-training check), every other patient in training; fold ``-1``: every patient in training. Both
+    brain bundles deal the same folds."""
     from medkit.bundle import load_metadata
     from medkit.data import make_datalist
 
     cfg = dict(load_metadata(bundle)["medkit"]["data"])
+    if fold < 0:  # the final model: every patient in training (the end-of-training check is then a training figure)
+        cfg.update(val_fraction=0.0, test_fraction=0.0)
+        datalist = make_datalist(dataset_dir=data, **cfg)
+        datalist["validation"] = list(datalist["training"])
+        return datalist
     cfg.update(n_folds=folds, fold=fold, seed=seed, val_fraction=0.0)
     datalist = make_datalist(dataset_dir=data, **cfg)
     datalist["validation"] = list(datalist["test"])
@@ -73,7 +82,8 @@ def run_fold(args: argparse.Namespace) -> dict:
     from medkit.bundle import create_workflow, task_type
     from medkit.io.atomic import write_json_atomic
 
-    fold_dir = os.path.join(os.path.abspath(args.out), f"fold_{args.fold}")
+    name = "all" if args.fold < 0 else f"fold_{args.fold}"
+    fold_dir = os.path.join(os.path.abspath(args.out), name)
     os.makedirs(fold_dir, exist_ok=True)
     datalist = fold_datalist(args.bundle, args.data, args.folds, args.fold, args.seed)
     datalist_file = os.path.join(fold_dir, "datalist.json")
@@ -82,9 +92,7 @@ def run_fold(args: argparse.Namespace) -> dict:
     common = {"dataset_dir": os.path.abspath(args.data), "datalist_file": datalist_file, **overrides}
     pretrained = {}
     if args.pretrained_from:  # this fold's model of an earlier cross-validation (same folds)
-        pretrained = {
-            "pretrained": os.path.join(os.path.abspath(args.pretrained_from), f"fold_{args.fold}", "models", "model.pt")
-        }
+        pretrained = {"pretrained": os.path.join(os.path.abspath(args.pretrained_from), name, "models", "model.pt")}
     segmentation = task_type(args.bundle) == "segmentation"
     t0 = time.perf_counter()
     train = create_workflow(
@@ -103,13 +111,6 @@ def run_fold(args: argparse.Namespace) -> dict:
     train.run()
     train_s = time.perf_counter() - t0
     checkpoint = os.path.join(fold_dir, "models", "model.pt")
-    settings = {**common, "split": "test", "ckpt_path": checkpoint, "output_dir": os.path.join(fold_dir, "eval")}
-    evaluate = create_workflow(
-        args.bundle, "evaluate", {**settings, **({"classifier_bundle": ""} if segmentation else {})}
-    )
-    evaluate.run()
-    report = evaluate.parser.get_parsed_content("report").report
-    figures = {k: report[k] for k in ("dice_patient_mean", "per_case")} if segmentation else {"auc": report["auc"]}
     result = {
         "fold": args.fold,
         "test_patients": sorted({i["patient"] for i in datalist["test"]}),
@@ -117,9 +118,18 @@ def run_fold(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "train_s": round(train_s, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
-        **figures,
         "overrides": {**overrides, **pretrained},
     }
+    if args.fold < 0:  # nothing held out to evaluate on
+        write_json_atomic(result, os.path.join(fold_dir, "result.json"))
+        return result
+    settings = {**common, "split": "test", "ckpt_path": checkpoint, "output_dir": os.path.join(fold_dir, "eval")}
+    evaluate = create_workflow(
+        args.bundle, "evaluate", {**settings, **({"classifier_bundle": ""} if segmentation else {})}
+    )
+    evaluate.run()
+    report = evaluate.parser.get_parsed_content("report").report
+    result.update({k: report[k] for k in ("dice_patient_mean", "per_case")} if segmentation else {"auc": report["auc"]})
     write_json_atomic(result, os.path.join(fold_dir, "result.json"))
     return result
 
@@ -173,7 +183,7 @@ def pooled_segmentation(out: str, folds: int, gate: str | None = None) -> dict:
 
 def fold_probabilities(bundle: str, out: str, fold: int, overrides: dict) -> dict[str, dict]:
     """Per held-out case of ``fold``, slices in order: ``{"plain", "tta"}`` probabilities (slices, rows, columns)
-    of the fold's model (``tta``: the mean over the slice and its up-down, left-right and both flips) and
+    of the fold's model (``tta``: from the mean logit over the slice and its up-down, left-right and both flips) and
     ``"truth"``."""
     import numpy as np
     import torch
@@ -198,12 +208,13 @@ def fold_probabilities(bundle: str, out: str, fold: int, overrides: dict) -> dic
     with torch.no_grad():
         for item in wf.parser.get_parsed_content("dataset"):
             x = torch.as_tensor(item["image"])[None]
-            probs = []
+            logits = []
             for dims in ((), (2,), (3,), (2, 3)):
-                p = torch.sigmoid(inferer(x.flip(dims) if dims else x, network))
-                probs.append((p.flip(dims) if dims else p)[0, 0].numpy())
+                z = inferer(x.flip(dims) if dims else x, network)
+                logits.append((z.flip(dims) if dims else z)[0, 0])
+            plain, tta = torch.sigmoid(logits[0]).numpy(), torch.sigmoid(torch.stack(logits).mean(0)).numpy()
             truth = np.asarray(item["label"])[0] > 0.5
-            slices.setdefault(str(item["case"]), []).append((int(item["slice"]), probs[0], np.mean(probs, 0), truth))
+            slices.setdefault(str(item["case"]), []).append((int(item["slice"]), plain, tta, truth))
     cases = {}
     for case, rows in slices.items():
         rows.sort(key=lambda r: r[0])
@@ -267,7 +278,21 @@ def summarise(args: argparse.Namespace, results: list[dict]) -> dict:
         per_fold += ("auc",)
     summary["per_fold"] = [{k: r[k] for k in per_fold} for r in results]
     summary["train_s_total"] = round(sum(r["train_s"] for r in results), 1)
+    final = os.path.join(out, "all", "result.json")
+    if os.path.isfile(final):
+        with open(final) as f:
+            done = json.load(f)
+        keys = ("training_patients", "epochs", "train_s", "peak_rss_mb")
+        summary["final_model"] = {"path": os.path.join(out, "all", "models", "model.pt"), **{k: done[k] for k in keys}}
     return summary
+
+
+def cmd_for(args: argparse.Namespace, out: str, fold: int) -> list[str]:
+    """The command line that runs one fold (``-1``: the final model) in a process of its own."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--data", args.data, "--out", out, "--fold", str(fold)]
+    cmd += ["--bundle", args.bundle, "--folds", str(args.folds), "--epochs", str(args.epochs)]
+    cmd += ["--seed", str(args.seed), *[a for pair in args.set for a in ("--set", pair)]]
+    return cmd + (["--pretrained-from", args.pretrained_from] if args.pretrained_from else [])
 
 
 def main() -> None:
@@ -285,7 +310,8 @@ def main() -> None:
     parser.add_argument(
         "--gate", default=None, metavar="CV_DIR", help="segmenter: a classifier CV for two-stage figures"
     )
-    parser.add_argument("--fold", type=int, default=None, help="run this fold only, in this process")
+    parser.add_argument("--fold", type=int, default=None, help="run this fold only, in this process (-1: --all)")
+    parser.add_argument("--all", action="store_true", help="then train the final model on every patient (all/)")
     parser.add_argument("--study", action="store_true", help="segmenter: measure TTA / largest component after")
     args = parser.parse_args()
     args.bundle = os.path.abspath(args.bundle)
@@ -300,14 +326,12 @@ def main() -> None:
     for k in range(args.folds):
         done = os.path.join(out, f"fold_{k}", "result.json")
         if not os.path.isfile(done):
-            cmd = [sys.executable, os.path.abspath(__file__), "--data", args.data, "--out", out, "--fold", str(k)]
-            cmd += ["--bundle", args.bundle, "--folds", str(args.folds), "--epochs", str(args.epochs)]
-            cmd += ["--seed", str(args.seed), *[a for pair in args.set for a in ("--set", pair)]]
-            cmd += ["--pretrained-from", args.pretrained_from] if args.pretrained_from else []
-            subprocess.run(cmd, check=True)
+            subprocess.run(cmd_for(args, out, k), check=True)
         with open(done) as f:
             results.append(json.load(f))
         print(f"fold {k} done", flush=True)
+    if args.all and not os.path.isfile(os.path.join(out, "all", "result.json")):
+        subprocess.run([*cmd_for(args, out, -1)], check=True)
     summary = summarise(args, results)
     write_json_atomic(summary, os.path.join(out, "summary.json"))
     shown = ("dice_patient_mean", "dice_slice_mean", "two_stage", "auc", "threshold", "accuracy", "sensitivity")

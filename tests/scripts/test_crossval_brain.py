@@ -60,7 +60,7 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
     seg, cls = tmp_path / "seg", tmp_path / "cls"
     base = [sys.executable, SCRIPT, "--data", synthetic_lgg, "--folds", "2", "--set", "num_workers=0"]
     for cmd in (
-        [*base, "--out", str(seg), "--epochs", "2"],
+        [*base, "--out", str(seg), "--epochs", "2", "--all"],
         [
             *base,
             "--out",
@@ -82,6 +82,8 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
     for k in range(2):
         result = json.loads((cls / f"fold_{k}" / "result.json").read_text())
         assert result["overrides"]["pretrained"] == str(seg / f"fold_{k}" / "models" / "model.pt")
+    final = segmenter["final_model"]  # --all: trained on every patient after the folds
+    assert final["training_patients"] == 6 and os.path.isfile(final["path"]) and "final_model" not in classifier
     gated = segmenter["two_stage"]
     assert gated["gate"]["threshold"] == classifier["threshold"]
     cm, plain = gated["slice_detection"]["confusion_matrix"], segmenter["slice_detection"]["confusion_matrix"]

@@ -44,6 +44,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEGMENTER = os.path.join(os.path.dirname(HERE), "bundles", "brain_mri_segmentation")
@@ -214,41 +215,45 @@ def fold_probabilities(bundle: str, out: str, fold: int, overrides: dict) -> dic
                 logits.append((z.flip(dims) if dims else z)[0, 0])
             plain, tta = torch.sigmoid(logits[0]).numpy(), torch.sigmoid(torch.stack(logits).mean(0)).numpy()
             truth = np.asarray(item["label"])[0] > 0.5
-            slices.setdefault(str(item["case"]), []).append((int(item["slice"]), plain, tta, truth))
+            row = (int(item["slice"]), plain, tta, truth, str(item["image_path"]))
+            slices.setdefault(str(item["case"]), []).append(row)
     cases = {}
     for case, rows in slices.items():
         rows.sort(key=lambda r: r[0])
         cases[case] = {name: np.stack([r[i] for r in rows]) for i, name in ((1, "plain"), (2, "tta"), (3, "truth"))}
+        cases[case]["paths"] = [r[4] for r in rows]
     return cases
 
 
-def largest_component(mask):
-    """The largest 3D connected component (26-connected) of a boolean volume; empty stays empty."""
-    import numpy as np
-    from scipy import ndimage
-
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    if n <= 1:
-        return mask
-    return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
-
-
 def study(args: argparse.Namespace) -> dict:
-    """Per-patient Dice and slice detection of the pooled held-out folds under the post-processing variants."""
+    """Per-patient Dice and slice detection of the pooled held-out folds under each combination of the options:
+    ``tta``, ``gated`` (with ``--gate``: slices the held-out classifier puts below its threshold get an empty mask,
+    as ``GatedInferer`` does) and ``largest_3d`` (applied last, as the writers do); ``plain`` is none of them."""
+    import itertools
+
     import numpy as np
 
     from medkit.metrics.segmentation import segmentation_report, slice_record
+    from medkit.transforms.segmentation import largest_component
 
     out = os.path.abspath(args.out)
-    records: dict[str, list] = {"plain": [], "tta": [], "largest_3d": [], "tta_largest_3d": []}
+    prob, threshold = {}, None
+    if args.gate:
+        with open(os.path.join(args.gate, "summary.json")) as f:
+            threshold = json.load(f)["threshold"]
+        prob = {r["image"]: float(r["prob_tumour"]) for r in _rows(args.gate, args.folds, "predictions.csv")}
+    options = [(False, True), (False, True) if args.gate else (False,), (False, True)]
+    records: dict[str, list] = defaultdict(list)
     for k in range(args.folds):
         for case, c in fold_probabilities(args.bundle, out, k, parse_set(args.set)).items():
-            for name, prob in (("plain", c["plain"]), ("tta", c["tta"])):
-                mask = prob >= 0.5
-                kept = largest_component(mask)
-                suffix = "" if name == "plain" else "tta_"
-                for variant, m in ((name, mask), (suffix + "largest_3d", kept)):
-                    records[variant] += [slice_record(m[i], c["truth"][i], case) for i in range(len(m))]
+            for tta, gated, largest in itertools.product(*options):
+                mask = c["tta" if tta else "plain"] >= 0.5
+                if gated:
+                    mask = mask & np.array([prob[p] >= threshold for p in c["paths"]])[:, None, None]
+                if largest:
+                    mask = largest_component(mask)
+                name = "+".join(n for n, on in (("tta", tta), ("gated", gated), ("largest_3d", largest)) if on)
+                records[name or "plain"] += [slice_record(mask[i], c["truth"][i], case) for i in range(len(mask))]
         print(f"fold {k} studied", flush=True)
     result = {}
     for name, recs in records.items():
@@ -256,6 +261,8 @@ def study(args: argparse.Namespace) -> dict:
         result[name] = {key: r[key] for key in REPORTED}
         result[name]["dice_patient_median"] = float(np.median(list(r["per_case"].values())))
         result[name]["per_case"] = {case: round(v, 4) for case, v in r["per_case"].items()}
+    if args.gate:
+        result["gate"] = {"classifier_cv": os.path.abspath(args.gate), "threshold": threshold}
     return result
 
 
@@ -340,6 +347,8 @@ def main() -> None:
         studied = study(args)
         write_json_atomic(studied, os.path.join(out, "study.json"))
         for name, r in studied.items():
+            if name == "gate":
+                continue
             print(
                 f"{name:>15}: per-patient Dice {r['dice_patient_mean']:.4f} (median {r['dice_patient_median']:.4f}), "
                 f"slice detection {r['slice_detection']}"

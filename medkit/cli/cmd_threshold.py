@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 
@@ -57,7 +58,8 @@ def command(bundle: str, data_root: str, recall: float | None, split: str, write
         raise MedkitError(f"{bundle}: a threshold needs two classes, the bundle has {len(report_writer.class_names)}")
     probs = np.stack(report_writer.probs)
     labels = np.asarray(report_writer.labels)
-    threshold = round(threshold_for_recall(probs[:, 1], labels, target), 6)
+    # stored with 6 decimals, rounded down: rounding up could pass the lowest positive that must stay positive
+    threshold = math.floor(threshold_for_recall(probs[:, 1], labels, target) * 1e6) / 1e6
     report = classification_report(probs, labels, report_writer.class_names, threshold)
     click.echo(
         f"threshold {threshold} on {split} ({report['n_cases']} images): recall {report['sensitivity']:.4f}, "

@@ -14,6 +14,7 @@ from medkit.io.atomic import write_json_atomic, write_table_atomic
 from medkit.metrics.classification import classification_report
 from medkit.metrics.plots import plot_image_grid
 from medkit.metrics.segmentation import dice_from_counts, segmentation_report, slice_record
+from medkit.transforms.segmentation import largest_component
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -23,6 +24,15 @@ __all__ = ["SegmentationReportWriter"]
 logger = logging.getLogger(__name__)
 
 CLASSIFICATION_KEYS = ("accuracy", "auc", "sensitivity", "specificity")
+
+
+def _order(value) -> int:
+    """Slice number of a record (``-1`` when it has none: then the arrival order decides)."""
+    return int(value) if str(value).lstrip("-").isdigit() else -1
+
+
+def _unpack(bits: np.ndarray, shape: tuple) -> np.ndarray:
+    return np.unpackbits(bits, count=int(np.prod(shape))).astype(bool).reshape(shape)
 
 
 class SegmentationReportWriter(EpochCollector):
@@ -40,6 +50,9 @@ class SegmentationReportWriter(EpochCollector):
         case_key: key of the case id in each item.
         path_key: key of the image path kept by the preprocessing.
         prob_key: engine output key of the classifier's tumour probability (see ``GatedInferer``).
+        largest_component_3d: score each case's masks after keeping only their largest 26-connected component in
+            slice order (``medkit.transforms.largest_component``), as ``SegmentationWriter`` writes them.
+        display_channel: the input channel shown in ``worst_cases.png`` (``None``: the input as it is).
     """
 
     def __init__(
@@ -50,6 +63,8 @@ class SegmentationReportWriter(EpochCollector):
         case_key: str = "case",
         path_key: str = "image_path",
         prob_key: str = "tumour_probability",
+        largest_component_3d: bool = False,
+        display_channel: int | None = None,
     ) -> None:
         self.output_dir = output_dir
         self.threshold = threshold
@@ -57,12 +72,16 @@ class SegmentationReportWriter(EpochCollector):
         self.case_key = case_key
         self.path_key = path_key
         self.prob_key = prob_key
+        self.largest_component_3d = bool(largest_component_3d)
+        self.display_channel = display_channel
         self.report: dict | None = None
         self._reset()
 
     def _reset(self, engine: Engine | None = None) -> None:
         self.records: list[dict] = []
-        self._shown: dict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}  # case -> most tumour slice
+        self._masks: list[tuple[np.ndarray, np.ndarray, tuple]] = []  # per record: packed pred, truth, shape
+        #: case -> its slice with the most tumour: (pixels, image, record index, prediction, truth)
+        self._shown: dict[str, tuple[int, np.ndarray, int, np.ndarray, np.ndarray]] = {}
 
     def _collect(self, engine: Engine) -> None:
         for out, item in decollated(engine):
@@ -74,13 +93,46 @@ class SegmentationReportWriter(EpochCollector):
             if self.prob_key in out:
                 record["tumour_probability"] = float(_to_numpy(out[self.prob_key]).ravel()[0])
             self.records.append(record)
+            if self.largest_component_3d:
+                self._masks.append((np.packbits(pred > 0.5), np.packbits(truth > 0.5), pred.shape))
             if self.n_worst > 0 and (case not in self._shown or g + p > self._shown[case][0]):
-                image = _to_numpy(item["image"]).astype(np.float16)
-                self._shown[case] = (g + p, image, pred.astype(np.uint8), truth.astype(np.uint8))
+                image = _to_numpy(item["image"])
+                if self.display_channel is not None:
+                    image = image[self.display_channel : self.display_channel + 1]
+                index = len(self.records) - 1
+                self._shown[case] = (
+                    g + p,
+                    image.astype(np.float16),
+                    index,
+                    pred.astype(np.uint8),
+                    truth.astype(np.uint8),
+                )
+
+    def _apply_largest_component(self) -> None:
+        """Recount each case's records on its largest 3D component (slices in ``slice`` order)."""
+        by_case: dict[str, list[int]] = {}
+        for i, r in enumerate(self.records):
+            by_case.setdefault(str(r["case"]), []).append(i)
+        for case, indices in by_case.items():
+            indices.sort(key=lambda i: (_order(self.records[i].get("slice")), i))
+            shapes = {self._masks[i][2] for i in indices}
+            if len(shapes) != 1:
+                logger.error("%s: slices of different sizes %s, masks kept per slice", case, sorted(shapes))
+                continue
+            shape = shapes.pop()
+            preds = largest_component(np.stack([_unpack(self._masks[i][0], shape) for i in indices]))
+            for j, i in enumerate(indices):
+                truth = _unpack(self._masks[i][1], shape)
+                self.records[i].update(slice_record(preds[j], truth, case))
+                shown = self._shown.get(case)
+                if shown is not None and shown[2] == i:
+                    self._shown[case] = (*shown[:3], preds[j].astype(np.uint8), shown[4])
 
     def _finish(self, engine: Engine | None = None) -> dict:
         if not self.records:
             raise RuntimeError("no predictions were collected; is the data list empty?")
+        if self.largest_component_3d:
+            self._apply_largest_component()
         report = segmentation_report(self.records)
         probs = [r.get("tumour_probability") for r in self.records]
         if all(p is not None for p in probs):
@@ -112,6 +164,6 @@ class SegmentationReportWriter(EpochCollector):
         if self.n_worst <= 0:
             return
         worst = sorted(per_case, key=lambda c: (per_case[c], c))[: self.n_worst]
-        images = [mask_outline_overlay(self._shown[c][1], self._shown[c][2], self._shown[c][3]) for c in worst]
+        images = [mask_outline_overlay(self._shown[c][1], self._shown[c][3], self._shown[c][4]) for c in worst]
         titles = [f"{c}\npatient Dice {per_case[c]:.3f}" for c in worst]
         plot_image_grid(images, titles, os.path.join(self.output_dir, "worst_cases.png"))

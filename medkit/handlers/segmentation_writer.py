@@ -13,6 +13,7 @@ import numpy as np
 from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
 from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated
 from medkit.io.atomic import atomic_path, write_table_atomic
+from medkit.transforms.segmentation import largest_component
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -57,6 +58,11 @@ class SegmentationWriter(RowWriter):
         pred_layout: ``"rc"`` when ``pred`` is ``(rows, columns)`` as medkit reads slices, ``"xy"`` when the
             post-processing turned it to MONAI's ``(x, y)`` order for MONAI Label
             (``segmentation_postprocessing(for_writers=True)``).
+        largest_component_3d: keep only the largest 26-connected component of each case's masks stacked in slice
+            order (``medkit.transforms.largest_component``); a case's files are then written once all its slices
+            are in. Inputs without a case (single files) keep their 2D masks as predicted.
+        display_channel: the input channel shown in overlays (e.g. the slice itself of a 2.5D input whose
+            neighbours are channels too); ``None`` shows the input as it is (three channels as RGB).
     """
 
     def __init__(
@@ -70,6 +76,8 @@ class SegmentationWriter(RowWriter):
         case_key: str = "case",
         prob_key: str = "tumour_probability",
         pred_layout: str = "rc",
+        largest_component_3d: bool = False,
+        display_channel: int | None = None,
     ) -> None:
         if pred_layout not in ("rc", "xy"):
             raise ValueError(f"pred_layout must be 'rc' or 'xy', got {pred_layout}")
@@ -88,12 +96,17 @@ class SegmentationWriter(RowWriter):
         self.path_key = path_key
         self.case_key = case_key
         self.prob_key = prob_key
+        self.largest_component_3d = bool(largest_component_3d)
+        self.display_channel = display_channel
         self.rows: list[dict] = []
         self._volumes: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        #: per case, slices waiting for the whole case (largest_component_3d): (order, row, mask, image, name)
+        self._pending: dict[str, list[tuple]] = defaultdict(list)
 
     def _reset(self, engine: Engine | None = None) -> None:
         self.rows.clear()
         self._volumes.clear()
+        self._pending.clear()
 
     def _name(self, path: str, case: str) -> str:
         stem = os.path.basename(path)
@@ -121,19 +134,47 @@ class SegmentationWriter(RowWriter):
                 row["segmented"] = self.threshold is None or row["tumour_probability"] >= self.threshold
             else:
                 row["segmented"] = True
-            row["tumour_pixels"] = int(mask.sum())
-            if self.spacing is not None:
-                row["tumour_area_mm2"] = round(row["tumour_pixels"] * self.spacing[0] * self.spacing[1], 3)
-            name = self._name(path, case)
-            row["mask_file"] = save_rgb_png(mask * 255, self._out("masks", f"{name}_mask.png"))
+            image = None
             if self.overlays:
-                overlay = mask_outline_overlay(_to_numpy(item["image"]), pred=mask)
-                row["overlay_file"] = save_rgb_png(overlay, self._out("overlays", f"{name}_overlay.png"))
-            if case:
-                self._volumes[case].append(
-                    (int(row["slice"]) if str(row["slice"]).isdigit() else len(self._volumes[case]), mask)
-                )
+                image = _to_numpy(item["image"])
+                if self.display_channel is not None:
+                    image = image[self.display_channel : self.display_channel + 1]
             self.rows.append(row)
+            if case and self.largest_component_3d:  # written in write(), once the case is complete
+                order = int(row["slice"]) if str(row["slice"]).isdigit() else len(self._pending[case])
+                shown = None if image is None else image.astype(np.float16)
+                self._pending[case].append((order, row, mask, shown, self._name(path, case)))
+            else:
+                self._emit(row, mask, image, self._name(path, case))
+
+    def _emit(self, row: dict, mask: np.ndarray, image: np.ndarray | None, name: str) -> None:
+        """Fill ``row``'s mask figures and write the slice's mask (and overlay) files."""
+        row["tumour_pixels"] = int(mask.sum())
+        if self.spacing is not None:
+            row["tumour_area_mm2"] = round(row["tumour_pixels"] * self.spacing[0] * self.spacing[1], 3)
+        row["mask_file"] = save_rgb_png(mask * 255, self._out("masks", f"{name}_mask.png"))
+        if image is not None:
+            overlay = mask_outline_overlay(image.astype(np.float32), pred=mask)
+            row["overlay_file"] = save_rgb_png(overlay, self._out("overlays", f"{name}_overlay.png"))
+        case = row["case"]
+        if case:
+            self._volumes[case].append(
+                (int(row["slice"]) if str(row["slice"]).isdigit() else len(self._volumes[case]), mask)
+            )
+
+    def _flush_pending(self) -> None:
+        """Apply ``largest_component_3d`` to each waiting case and write its slices."""
+        for case, slices in self._pending.items():
+            slices.sort(key=lambda s: s[0])
+            shapes = {m.shape for _, _, m, _, _ in slices}
+            masks = [m for _, _, m, _, _ in slices]
+            if len(shapes) == 1:
+                masks = list(largest_component(np.stack(masks)).astype(np.uint8))
+            else:
+                logger.error("%s: slices of different sizes %s, masks kept per slice", case, sorted(shapes))
+            for (_, row, _, image, name), mask in zip(slices, masks):
+                self._emit(row, mask, image, name)
+        self._pending.clear()
 
     def _out(self, *parts: str) -> str:
         path = os.path.join(self.output_dir, *parts)
@@ -144,9 +185,11 @@ class SegmentationWriter(RowWriter):
         return self.write()
 
     def write(self, engine: Engine | None = None) -> str:
-        """Write the per-case NIfTI volumes and the table; returns the table's path."""
+        """Write the cases waiting for ``largest_component_3d``, the per-case NIfTI volumes and the table; returns
+        the table's path."""
         import nibabel as nib
 
+        self._flush_pending()
         for case, slices in self._volumes.items():
             shapes = {m.shape for _, m in slices}
             if len(shapes) != 1:

@@ -18,7 +18,7 @@ from monai.transforms import (
     Transposed,
 )
 
-__all__ = ["RemoveSmallIslandsd", "segmentation_postprocessing"]
+__all__ = ["RemoveSmallIslandsd", "segmentation_postprocessing", "largest_component"]
 
 
 class RemoveSmallIslandsd(MapTransform):
@@ -57,6 +57,22 @@ class RemoveSmallIslandsd(MapTransform):
             kept = torch.as_tensor(keep, device=mask.device) if isinstance(mask, torch.Tensor) else keep
             d[key] = mask * kept
         return d
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest foreground component of a boolean mask (8-connected in 2D, 26-connected in 3D).
+
+    On a patient's slice masks stacked in slice order it keeps the one lesion a lower-grade glioma is and drops
+    the islands elsewhere in the volume (false positives along bright cortex). Equal sizes keep the first in
+    scan order; an empty mask stays empty.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask).astype(bool)
+    labels, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, bool))
+    if n <= 1:
+        return mask
+    return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
 
 
 def segmentation_postprocessing(threshold: float = 0.5, for_writers: bool = False, min_size: int = 0) -> Compose:

@@ -63,6 +63,14 @@ def test_two_stage_evaluation_reports_both_stages(pair, tmp_path):
     assert result.exit_code == 0, result.output
     alone = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert "dice_patient_mean" in alone and "accuracy" not in alone
+    fp = {}
+    for largest in ("true", "false"):  # the patient-level post-processing, on and off whatever the metadata says
+        out = tmp_path / f"largest_{largest}"
+        args = ["evaluate", pair["seg"], pair["data"], "--out", str(out), "--no-classifier"]
+        result = runner.invoke(cli, [*args, "--set", f"largest_component_3d={largest}"])
+        assert result.exit_code == 0, result.output
+        fp[largest] = json.loads((out / "metrics.json").read_text())["false_positive_slices"]
+    assert fp["true"] <= fp["false"]
 
 
 def test_two_stage_inference_writes_masks_overlays_volumes_and_rows(pair, tmp_path):

@@ -38,3 +38,53 @@ def test_masks_keep_the_slice_orientation(tmp_path, for_writers):
     assert row["tumour_pixels"] == 6 and row["tumour_area_mm2"] == pytest.approx(6.0)
     if for_writers:
         assert out["pred"].dtype == torch.uint8 and tuple(out["pred"].shape) == (9, 6)  # MONAI's (x, y) 2D label
+
+
+def _case_slices(n_slices=3, size=8):
+    """Masks of one case: a lesion over slices 0-1 (rows 1-4) and a one-pixel island on the last slice."""
+    truth = np.zeros((n_slices, size, size), np.uint8)
+    truth[0:2, 1:4, 1:4] = 1
+    pred = truth.copy()
+    pred[-1, 6, 6] = 1  # false positive elsewhere in the volume
+    return pred, truth
+
+
+@pytest.mark.parametrize("largest", [False, True])
+def test_writer_keeps_the_largest_3d_component_of_a_case(tmp_path, largest):
+    pred, _ = _case_slices()
+    writer = SegmentationWriter(str(tmp_path), largest_component_3d=largest, display_channel=1)
+    for n in (3, 1, 2):  # out of order: slice numbers decide
+        item = {"image": torch.rand(3, 8, 8), "image_path": f"/x/c_{n}.tif", "case": "P", "slice": n, "error": ""}
+        writer._collect(_Engine([{"pred": torch.as_tensor(pred[n - 1][None]).float()}], [item]))
+    lone = {"image": torch.rand(3, 8, 8), "image_path": "/y/lone.tif", "case": "", "slice": "", "error": ""}
+    writer._collect(_Engine([{"pred": torch.as_tensor(pred[2][None]).float()}], [lone]))  # no case: kept as is
+    writer.write()
+    pixels = {r["image"]: r["tumour_pixels"] for r in writer.rows}
+    assert pixels == {"/x/c_1.tif": 9, "/x/c_2.tif": 9, "/x/c_3.tif": 0 if largest else 1, "/y/lone.tif": 1}
+    assert [r["image"] for r in writer.rows] == ["/x/c_3.tif", "/x/c_1.tif", "/x/c_2.tif", "/y/lone.tif"]
+    last = np.asarray(Image.open(tmp_path / "masks" / "P" / "c_3_mask.png"))
+    assert last.max() == (0 if largest else 255)
+    overlay = np.asarray(Image.open(tmp_path / "overlays" / "P" / "c_1_overlay.png"))
+    inside = overlay[2, 2]  # not on the outline: the display channel shown as grey
+    assert inside[0] == inside[1] == inside[2]
+    import nibabel as nib
+
+    volume = np.asarray(nib.load(tmp_path / "nifti" / "P_mask.nii.gz").dataobj)
+    assert volume.shape == (8, 8, 3) and volume.sum() == (18 if largest else 19)
+
+
+def test_report_scores_the_largest_3d_component(tmp_path):
+    from medkit.handlers import SegmentationReportWriter
+
+    pred, truth = _case_slices()
+    figures = {}
+    for largest in (False, True):
+        writer = SegmentationReportWriter(str(tmp_path / str(largest)), n_worst=1, largest_component_3d=largest)
+        for n in (2, 3, 1):
+            out = {"pred": torch.as_tensor(pred[n - 1][None]).float(), "label": torch.as_tensor(truth[n - 1][None])}
+            item = {"image": torch.rand(1, 8, 8), "image_path": f"/x/c_{n}.tif", "case": "P", "slice": n}
+            writer._collect(_Engine([out], [item]))
+        figures[largest] = writer._finish()
+    assert figures[False]["false_positive_slices"] == 1 and figures[True]["false_positive_slices"] == 0
+    assert figures[True]["dice_patient_mean"] == 1.0 > figures[False]["dice_patient_mean"]
+    assert (tmp_path / "True" / "worst_cases.png").is_file()

@@ -1,36 +1,16 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import REPO
 
 SCRIPT = os.path.join(REPO, "scripts", "crossval_brain.py")
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("crossval_brain", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_largest_component_keeps_one_3d_lesion():
-    mask = np.zeros((4, 8, 8), bool)
-    mask[0:3, 1:4, 1:4] = True  # 27 voxels over three slices
-    mask[3, 6, 6] = True  # an island on another slice
-    mask[1, 6:8, 0] = True  # and one beside the lesion's slices
-    kept = _module().largest_component(mask)
-    assert kept.sum() == 27 and kept[0:3, 1:4, 1:4].all()
-    diagonal = np.zeros((2, 3, 3), bool)
-    diagonal[0, 0, 0] = diagonal[1, 1, 1] = True  # touching corners: one 26-connected component
-    assert _module().largest_component(diagonal).sum() == 2
-    assert not _module().largest_component(np.zeros((2, 3, 3), bool)).any()
 
 
 def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg, tmp_path):
@@ -49,7 +29,7 @@ def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg
         assert trained and not trained & set(summary["per_fold"][k]["test_patients"])
         assert (out / f"fold_{k}" / "models" / "model.pt").is_file()
     study = json.loads((out / "study.json").read_text())
-    assert set(study) == {"plain", "tta", "largest_3d", "tta_largest_3d"}
+    assert set(study) == {"plain", "tta", "largest_3d", "tta+largest_3d"}
     assert len(study["plain"]["per_case"]) == 6
     assert summary["dice_patient_mean"] > 0  # 4 epochs learn something of the synthetic tumours
     # the plain variant recomputes the evaluation the folds reported: same per-patient Dice
@@ -71,7 +51,7 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
             os.path.join(REPO, "bundles", "brain_mri_classification"),
         ]
         + ["--pretrained-from", str(seg)],
-        [*base, "--out", str(seg), "--epochs", "2", "--gate", str(cls)],  # folds done: only re-summarises
+        [*base, "--out", str(seg), "--epochs", "2", "--gate", str(cls), "--study"],  # folds done: only re-summarises
     ):
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -84,6 +64,12 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
         assert result["overrides"]["pretrained"] == str(seg / f"fold_{k}" / "models" / "model.pt")
     final = segmenter["final_model"]  # --all: trained on every patient after the folds
     assert final["training_patients"] == 6 and os.path.isfile(final["path"]) and "final_model" not in classifier
+    study = json.loads((seg / "study.json").read_text())
+    assert {"gated", "gated+largest_3d", "tta+gated+largest_3d"} <= set(study)
+    assert study["gate"]["threshold"] == classifier["threshold"]
+    two_stage = segmenter["two_stage"]  # the study's gating is the summary's two-stage figure
+    assert study["gated"]["dice_patient_mean"] == pytest.approx(two_stage["dice_patient_mean"])
+    assert study["gated"]["slice_detection"]["confusion_matrix"] == two_stage["slice_detection"]["confusion_matrix"]
     gated = segmenter["two_stage"]
     assert gated["gate"]["threshold"] == classifier["threshold"]
     cm, plain = gated["slice_detection"]["confusion_matrix"], segmenter["slice_detection"]["confusion_matrix"]

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from medkit.transforms import segmentation_postprocessing
+from medkit.transforms.segmentation import largest_component
 
 
 def test_small_islands_are_removed_and_large_ones_kept():
@@ -21,3 +23,16 @@ def test_small_islands_are_removed_and_large_ones_kept():
 def test_bad_min_size():
     with pytest.raises(ValueError, match="min_size"):
         segmentation_postprocessing(min_size=-1)
+
+
+def test_largest_component_keeps_one_3d_lesion():
+    mask = np.zeros((4, 8, 8), bool)
+    mask[0:3, 1:4, 1:4] = True  # 27 voxels over three slices
+    mask[3, 6, 6] = True  # an island on another slice
+    mask[1, 6:8, 0] = True  # and one beside the lesion's slices
+    kept = largest_component(mask)
+    assert kept.sum() == 27 and kept[0:3, 1:4, 1:4].all()
+    diagonal = np.zeros((2, 3, 3), bool)
+    diagonal[0, 0, 0] = diagonal[1, 1, 1] = True  # touching corners: one 26-connected component
+    assert largest_component(diagonal).sum() == 2
+    assert not largest_component(np.zeros((2, 3, 3), bool)).any()

@@ -74,11 +74,15 @@ def run_inference(
     evaluator = wf.parser.get_parsed_content("evaluator")
     attach_progress(evaluator, "infer")
     if explain_dir:
-        layer = wf.parser.get("_meta_", {}).get("medkit", {}).get("gradcam_layer")
-        if not layer:
+        meta = wf.parser.get("_meta_", {}).get("medkit", {})
+        if not meta.get("gradcam_layer"):
             raise MedkitError(f"{bundle}: metadata.json names no medkit.gradcam_layer, so it cannot explain")
         saver = GradCAMSaver(
-            wf.parser.get_parsed_content("network"), layer, explain_dir, wf.parser.get_parsed_content("class_names")
+            wf.parser.get_parsed_content("network"),
+            meta["gradcam_layer"],
+            explain_dir,
+            wf.parser.get_parsed_content("class_names"),
+            display_channel=meta.get("display_channel") or 0,
         )
         saver.attach(evaluator)
     wf.run()

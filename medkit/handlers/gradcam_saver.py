@@ -32,6 +32,7 @@ class GradCAMSaver:
         output_dir: folder for the PNGs.
         class_names: names in output-channel order, written into the file names.
         path_key: key of the input path in each item.
+        display_channel: the input channel the heat map is drawn on (the slice itself of a 2.5D input).
     """
 
     def __init__(
@@ -41,8 +42,10 @@ class GradCAMSaver:
         output_dir: str,
         class_names: Sequence[str],
         path_key: str = "image_path",
+        display_channel: int = 0,
     ) -> None:
         self.network = network
+        self.display_channel = int(display_channel)
         self.target_layer = target_layer
         self.output_dir = output_dir
         self.class_names = list(class_names)
@@ -67,4 +70,4 @@ class GradCAMSaver:
         for k, i in enumerate(keep):
             stem = os.path.splitext(os.path.basename(str(batch[i].get(self.path_key, f"item{i}"))))[0]
             path = os.path.join(self.output_dir, f"{stem}_{self.class_names[preds[k]]}_gradcam.png")
-            self.written.append(save_overlay(path, images[k, 0].cpu().numpy(), maps[k]))
+            self.written.append(save_overlay(path, images[k, self.display_channel].cpu().numpy(), maps[k]))

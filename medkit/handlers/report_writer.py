@@ -91,6 +91,7 @@ class ClassificationReportWriter(EpochCollector):
         n_worst: number of images in the worst-mistakes grid.
         network: with ``cam_layer``, the grid shows Grad-CAM overlays of the predicted class.
         cam_layer: module name for Grad-CAM (the bundle's ``medkit.gradcam_layer``).
+        display_channel: the input channel shown in the grid (the slice itself of a 2.5D input).
     """
 
     def __init__(
@@ -102,12 +103,14 @@ class ClassificationReportWriter(EpochCollector):
         n_worst: int = 16,
         network=None,
         cam_layer: str | None = None,
+        display_channel: int = 0,
     ) -> None:
         self.output_dir = output_dir
         self.class_names = list(class_names)
         self.path_key = path_key
         self.threshold = threshold
         self.n_worst = n_worst
+        self.display_channel = int(display_channel)
         self.network = network
         self.cam_layer = cam_layer
         self.report: dict | None = None
@@ -186,7 +189,7 @@ class ClassificationReportWriter(EpochCollector):
         if self.n_worst <= 0:
             return
         worst = sorted(self._worst, key=lambda e: (-e[0], e[1]))
-        images = [e[2][0] for e in worst]
+        images = [e[2][self.display_channel] for e in worst]
         if worst and self.network is not None and self.cam_layer:
             import torch
 

@@ -160,6 +160,13 @@ def pooled_classification(out: str, folds: int, recall: float) -> dict:
     return {"n_slices": len(rows), "target_recall": recall, "threshold": threshold, **{k: report[k] for k in keys}}
 
 
+def held_out_gate(gate: str, folds: int) -> tuple[dict[str, float], float]:
+    """A classifier cross-validation's held-out tumour probability per slice path, and its chosen threshold."""
+    with open(os.path.join(gate, "summary.json")) as f:
+        threshold = json.load(f)["threshold"]
+    return {r["image"]: float(r["prob_tumour"]) for r in _rows(gate, folds, "predictions.csv")}, threshold
+
+
 def pooled_segmentation(out: str, folds: int, gate: str | None = None) -> dict:
     """``segmentation_report`` over the held-out slices of all folds (their ``eval/per_slice.csv``); with ``gate``
     (a classifier cross-validation over the same folds), the two-stage figures too: slices whose held-out tumour
@@ -172,9 +179,7 @@ def pooled_segmentation(out: str, folds: int, gate: str | None = None) -> dict:
         records.append({"case": row["case"], "image": row["image"], **counts})
     report = segmentation_report(records)
     if gate:
-        with open(os.path.join(gate, "summary.json")) as f:
-            threshold = json.load(f)["threshold"]
-        prob = {r["image"]: float(r["prob_tumour"]) for r in _rows(gate, folds, "predictions.csv")}
+        prob, threshold = held_out_gate(gate, folds)
         gated = [r if prob[r["image"]] >= threshold else {**r, "intersection": 0, "pred_pixels": 0} for r in records]
         two_stage = segmentation_report(gated)
         report["two_stage"] = {k: two_stage[k] for k in (*REPORTED, "per_case")}
@@ -237,11 +242,7 @@ def study(args: argparse.Namespace) -> dict:
     from medkit.transforms.segmentation import largest_component
 
     out = os.path.abspath(args.out)
-    prob, threshold = {}, None
-    if args.gate:
-        with open(os.path.join(args.gate, "summary.json")) as f:
-            threshold = json.load(f)["threshold"]
-        prob = {r["image"]: float(r["prob_tumour"]) for r in _rows(args.gate, args.folds, "predictions.csv")}
+    prob, threshold = held_out_gate(args.gate, args.folds) if args.gate else ({}, None)
     options = [(False, True), (False, True) if args.gate else (False,), (False, True)]
     records: dict[str, list] = defaultdict(list)
     for k in range(args.folds):

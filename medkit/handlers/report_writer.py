@@ -68,6 +68,11 @@ class RowWriter(EpochCollector):
         return sum(1 for r in self.rows if r["error"])
 
 
+def slice_order(value, fallback: int) -> int:
+    """An item's slice number for ordering a case's slices; ``fallback`` (e.g. its arrival index) when it has none."""
+    return int(value) if str(value).isdigit() else fallback
+
+
 def decollated(engine: Engine) -> zip:
     """Pairs ``(output, batch item)`` of the engine's last iteration, whether or not it decollated them."""
     outputs, batch = engine.state.output, engine.state.batch

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay
-from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated
+from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated, slice_order
 from medkit.io.atomic import write_json_atomic, write_table_atomic
 from medkit.metrics.classification import classification_report
 from medkit.metrics.plots import plot_image_grid
@@ -24,11 +24,6 @@ __all__ = ["SegmentationReportWriter"]
 logger = logging.getLogger(__name__)
 
 CLASSIFICATION_KEYS = ("accuracy", "auc", "sensitivity", "specificity")
-
-
-def _order(value) -> int:
-    """Slice number of a record (``-1`` when it has none: then the arrival order decides)."""
-    return int(value) if str(value).lstrip("-").isdigit() else -1
 
 
 def _unpack(bits: np.ndarray, shape: tuple) -> np.ndarray:
@@ -114,7 +109,7 @@ class SegmentationReportWriter(EpochCollector):
         for i, r in enumerate(self.records):
             by_case.setdefault(str(r["case"]), []).append(i)
         for case, indices in by_case.items():
-            indices.sort(key=lambda i: (_order(self.records[i].get("slice")), i))
+            indices.sort(key=lambda i: (slice_order(self.records[i].get("slice"), -1), i))
             shapes = {self._masks[i][2] for i in indices}
             if len(shapes) != 1:
                 logger.error("%s: slices of different sizes %s, masks kept per slice", case, sorted(shapes))

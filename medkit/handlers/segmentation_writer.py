@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
-from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated
+from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated, slice_order
 from medkit.io.atomic import atomic_path, write_table_atomic
 from medkit.transforms.segmentation import largest_component
 
@@ -141,7 +141,7 @@ class SegmentationWriter(RowWriter):
                     image = image[self.display_channel : self.display_channel + 1]
             self.rows.append(row)
             if case and self.largest_component_3d:  # written in write(), once the case is complete
-                order = int(row["slice"]) if str(row["slice"]).isdigit() else len(self._pending[case])
+                order = slice_order(row["slice"], len(self._pending[case]))
                 shown = None if image is None else image.astype(np.float16)
                 self._pending[case].append((order, row, mask, shown, self._name(path, case)))
             else:
@@ -158,9 +158,7 @@ class SegmentationWriter(RowWriter):
             row["overlay_file"] = save_rgb_png(overlay, self._out("overlays", f"{name}_overlay.png"))
         case = row["case"]
         if case:
-            self._volumes[case].append(
-                (int(row["slice"]) if str(row["slice"]).isdigit() else len(self._volumes[case]), mask)
-            )
+            self._volumes[case].append((slice_order(row["slice"], len(self._volumes[case])), mask))
 
     def _flush_pending(self) -> None:
         """Apply ``largest_component_3d`` to each waiting case and write its slices."""

@@ -21,6 +21,13 @@ from monai.transforms import (
 __all__ = ["RemoveSmallIslandsd", "segmentation_postprocessing", "largest_component"]
 
 
+def _islands(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """``scipy.ndimage.label`` with full connectivity (8 in 2D, 26 in 3D): the islands' labels and their number."""
+    from scipy import ndimage
+
+    return ndimage.label(mask, structure=np.ones((3,) * mask.ndim, bool))
+
+
 class RemoveSmallIslandsd(MapTransform):
     """Clear the foreground islands of fewer than ``min_size`` pixels (voxels) in each channel of binary masks.
 
@@ -40,7 +47,6 @@ class RemoveSmallIslandsd(MapTransform):
         self.min_size = int(min_size)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
-        from scipy import ndimage
 
         d = dict(data)
         for key in self.key_iterator(d):
@@ -48,7 +54,7 @@ class RemoveSmallIslandsd(MapTransform):
             array = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask) > 0
             keep = np.zeros_like(array)
             for c in range(array.shape[0]):
-                islands, n = ndimage.label(array[c], structure=np.ones((3,) * (array.ndim - 1), bool))
+                islands, n = _islands(array[c])
                 if n:
                     sizes = np.bincount(islands.ravel())
                     big = sizes >= self.min_size
@@ -66,10 +72,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     the islands elsewhere in the volume (false positives along bright cortex). Equal sizes keep the first in
     scan order; an empty mask stays empty.
     """
-    from scipy import ndimage
-
-    mask = np.asarray(mask).astype(bool)
-    labels, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, bool))
+    labels, n = _islands(np.asarray(mask).astype(bool))
     if n <= 1:
         return mask
     return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1

@@ -1,8 +1,9 @@
-"""Ignite handlers medkit adds to MONAI's: report and prediction writers."""
+"""Ignite handlers medkit adds to MONAI's: report and prediction writers, gradient clipping."""
 
 from __future__ import annotations
 
 from medkit.handlers.gradcam_saver import GradCAMSaver
+from medkit.handlers.gradient_clip import GradientClipHandler
 from medkit.handlers.prediction_writer import PredictionWriter
 from medkit.handlers.report_writer import ClassificationReportWriter
 from medkit.handlers.segmentation_report import SegmentationReportWriter
@@ -11,6 +12,7 @@ from medkit.handlers.submission_writer import SubmissionWriter
 
 __all__ = [
     "GradCAMSaver",
+    "GradientClipHandler",
     "ClassificationReportWriter",
     "PredictionWriter",
     "SegmentationReportWriter",

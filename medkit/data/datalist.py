@@ -6,12 +6,14 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from medkit.errors import InputFileError
 from medkit.io.atomic import write_json_atomic
 
-__all__ = ["write_json_atomic", "load_datalist", "class_counts", "class_weights"]
+__all__ = ["write_json_atomic", "load_datalist", "item_class", "class_counts", "class_weights"]
 
 
 def load_datalist(path: str | os.PathLike) -> dict:
@@ -20,9 +22,37 @@ def load_datalist(path: str | os.PathLike) -> dict:
         return json.load(f)
 
 
+def item_class(label: Any) -> int:
+    """The integer class of a datalist ``label``: a number (``1``, ``"1"``), or the path of a mask file, which is
+    class 1 when it has a foreground pixel and 0 when it is empty.
+
+    ``medkit prepare`` writes numbers; MONAI Label's datastore hands a classification bundle's trainer the label
+    file it keeps for each image (for the brain slices, the tumour mask), so a slice classifier trains from it.
+
+    Raises:
+        InputFileError: the mask file cannot be read.
+    """
+    if isinstance(label, str) and not label.strip().lstrip("+-").isdigit():
+        from medkit.io.tiff import TIFF_SUFFIXES, read_mask
+
+        if not os.path.isfile(label):
+            raise InputFileError(label, "label is neither a class number nor a mask file")
+        if label.lower().endswith(tuple(TIFF_SUFFIXES)):
+            mask = read_mask(label)
+        else:
+            from monai.transforms import LoadImage
+
+            try:
+                mask = np.asarray(LoadImage(image_only=True)(label))
+            except Exception as err:  # noqa: BLE001 - any reader failure is this file's problem
+                raise InputFileError(label, f"cannot read the mask ({err})") from err
+        return int(bool(np.any(mask)))
+    return int(label)
+
+
 def class_counts(items: Sequence[dict], num_classes: int) -> list[int]:
-    """Number of items per integer label ``0..num_classes-1``."""
-    counts = Counter(int(i["label"]) for i in items)
+    """Number of items per integer label ``0..num_classes-1`` (labels as ``item_class`` reads them)."""
+    counts = Counter(item_class(i["label"]) for i in items)
     return [counts.get(c, 0) for c in range(num_classes)]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medkit.transforms.classification import classification_postprocessing
+from medkit.transforms.classification import ClassFromMaskd, classification_postprocessing
 from medkit.transforms.ct import (
     ABDOMINAL_WINDOWS,
     CTWindowsd,
@@ -34,6 +34,7 @@ __all__ = [
     "mri_slice_preprocessing",
     "mri_slice_augmentation",
     "segmentation_augmentation",
+    "ClassFromMaskd",
     "classification_postprocessing",
     "segmentation_postprocessing",
     "RemoveSmallIslandsd",

@@ -1,10 +1,30 @@
-"""Post-processing of classifier outputs shared by training, evaluation and inference."""
+"""Classifier labels from masks, and post-processing of classifier outputs shared by training, evaluation and
+inference."""
 
 from __future__ import annotations
 
-from monai.transforms import Activationsd, AsDiscreted, Compose, CopyItemsd, EnsureTyped
+from collections.abc import Hashable, Mapping
 
-__all__ = ["classification_postprocessing"]
+from monai.transforms import Activationsd, AsDiscreted, Compose, CopyItemsd, EnsureTyped, MapTransform
+
+__all__ = ["ClassFromMaskd", "classification_postprocessing"]
+
+
+class ClassFromMaskd(MapTransform):
+    """Turn a label given as a mask file path into its class (1: the mask has a foreground pixel, 0: empty);
+    class numbers pass through as ``int``. What MONAI Label's datastore gives a classification bundle's trainer
+    is the label file of each image, so a slice classifier's train.json starts with this
+    (``medkit.data.item_class`` reads the label; an unreadable mask raises ``InputFileError`` naming it).
+    """
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        from medkit.data.datalist import item_class
+
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if isinstance(d[key], str):
+                d[key] = item_class(d[key])
+        return d
 
 
 def classification_postprocessing(num_classes: int, with_label: bool = True) -> Compose:

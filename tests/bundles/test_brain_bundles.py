@@ -119,3 +119,18 @@ def test_verify_both_bundles(pair):
     for bundle in (pair["cls"], pair["seg"]):
         result = CliRunner().invoke(cli, ["verify", bundle])
         assert result.exit_code == 0, result.output
+
+
+def test_classifier_trains_from_mask_labels_as_monai_label_gives_them(synthetic_lgg, tmp_path):
+    """MONAI Label's datastore hands a classification bundle's trainer each image with its label file: the
+    brain classifier's train.json reads the class from the mask."""
+    import glob
+
+    bundle = tmp_path / "brain_mri_classification"
+    shutil.copytree(os.path.join(BUNDLES, PAIR[0]), bundle, ignore=shutil.ignore_patterns("model.pt", "runs", "eval"))
+    masks = sorted(glob.glob(os.path.join(synthetic_lgg, "**", "*_mask.tif"), recursive=True))
+    items = [{"image": m.replace("_mask.tif", ".tif"), "label": m} for m in masks]
+    datalist = tmp_path / "datalist.json"
+    datalist.write_text(json.dumps({"training": items[8:], "validation": items[:8]}))
+    _bundle_run(str(bundle / "configs" / "train.json"), str(tmp_path), datalist_file=str(datalist), **FAST)
+    assert (bundle / "models" / "model.pt").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 from ignite.engine import Events
@@ -28,8 +29,12 @@ class GradientClipHandler:
     def __init__(self, max_norm: float | None = 1.0, norm_type: float = 2.0) -> None:
         self.max_norm = float(max_norm) if max_norm else 0.0
         self.norm_type = float(norm_type)
-        self.clipped = 0  # steps clipped in the current epoch
         self.norms: list[float] = []  # the current epoch's gradient norms before clipping
+
+    @property
+    def clipped(self) -> int:
+        """Steps of the current epoch whose (finite) gradient norm was above ``max_norm``."""
+        return sum(1 for n in self.norms if math.isfinite(n) and n > self.max_norm)
 
     def attach(self, engine) -> None:
         if self.max_norm > 0:
@@ -37,18 +42,18 @@ class GradientClipHandler:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self.log_epoch)
 
     def log_epoch(self, engine) -> None:
-        if self.clipped:
+        clipped = self.clipped
+        if clipped:
             norms = sorted(self.norms)
             logger.info(
                 "epoch %d: gradient norm clipped to %g in %d of %d steps (median norm %.3g, max %.3g)",
                 engine.state.epoch,
                 self.max_norm,
-                self.clipped,
+                clipped,
                 len(norms),
                 norms[len(norms) // 2],
                 norms[-1],
             )
-        self.clipped = 0
         self.norms = []
 
     def __call__(self, engine) -> None:
@@ -57,5 +62,3 @@ class GradientClipHandler:
             scaler.unscale_(engine.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(engine.network.parameters(), self.max_norm, self.norm_type)
         self.norms.append(float(norm))
-        if torch.isfinite(norm) and norm > self.max_norm:
-            self.clipped += 1

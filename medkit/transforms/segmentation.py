@@ -47,7 +47,6 @@ class RemoveSmallIslandsd(MapTransform):
         self.min_size = int(min_size)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
-
         d = dict(data)
         for key in self.key_iterator(d):
             mask = d[key]
@@ -72,7 +71,8 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     the islands elsewhere in the volume (false positives along bright cortex). Equal sizes keep the first in
     scan order; an empty mask stays empty.
     """
-    labels, n = _islands(np.asarray(mask).astype(bool))
+    mask = np.asarray(mask).astype(bool)
+    labels, n = _islands(mask)
     if n <= 1:
         return mask
     return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1

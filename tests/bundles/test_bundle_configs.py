@@ -18,7 +18,7 @@ from tests.conftest import BUNDLES
 CLASSIFIERS = ["pneumonia", "covid", "brain_mri_classification"]
 ALL_BUNDLES = [*CLASSIFIERS, "brain_mri_segmentation"]
 TUNABLE = {"epochs", "batch_size", "learning_rate", "weight_decay", "early_stop_patience", "loss_kind", "focal_gamma",
-           "class_weighting"}  # fmt: skip
+           "class_weighting", "bf16_cpu", "channels_last"}  # fmt: skip
 
 
 def _load(bundle: str, name: str) -> dict:

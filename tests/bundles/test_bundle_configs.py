@@ -87,3 +87,31 @@ def test_monai_label_task_types_from_bundle_names():
         task = _load(bundle, "metadata.json")["medkit"]["task_type"]
         if bundle.startswith("brain_mri_"):
             assert bundle.endswith(task)
+
+
+@pytest.mark.parametrize("bundle", ["brain_mri_classification", "brain_mri_segmentation"])
+def test_channels_last_switch_lays_out_the_training_network_and_its_weights_load_plainly(bundle, tmp_path):
+    """train.json's ``channels_last`` stores the network's 4D weights channels-last (faster on the CPU); a
+    checkpoint of that network loads into inference.json's plain network and gives the same output."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    def parsed(name: str, **overrides) -> ConfigParser:
+        parser = ConfigParser()
+        parser.read_meta(os.path.join(BUNDLES, bundle, "configs", "metadata.json"))
+        parser.read_config(os.path.join(BUNDLES, bundle, "configs", name))
+        parser.update({"bundle_root": os.path.join(BUNDLES, bundle), "device": "cpu", **overrides})
+        return parser
+
+    convs = lambda net: [p for p in net.parameters() if p.ndim == 4]  # noqa: E731
+    for on in (False, True):
+        net = parsed("train.json", channels_last=on).get_parsed_content("network")
+        assert all(p.is_contiguous(memory_format=torch.channels_last) == on for p in convs(net) if p.shape[-1] > 1)
+    torch.save({"model": net.state_dict()}, tmp_path / "model.pt")
+    plain = parsed("inference.json").get_parsed_content("network_def")
+    plain.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True)["model"])
+    assert all(p.is_contiguous() for p in convs(plain))
+    channels = _load(bundle, "metadata.json")["network_data_format"]["inputs"]["image"]["num_channels"]
+    x = torch.rand(1, channels, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(x), plain.eval()(x), rtol=1e-4, atol=1e-5)

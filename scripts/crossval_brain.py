@@ -233,7 +233,8 @@ def fold_probabilities(bundle: str, out: str, fold: int, overrides: dict) -> dic
 def study(args: argparse.Namespace) -> dict:
     """Per-patient Dice and slice detection of the pooled held-out folds under each combination of the options:
     ``tta``, ``gated`` (with ``--gate``: slices the held-out classifier puts below its threshold get an empty mask,
-    as ``GatedInferer`` does) and ``largest_3d`` (applied last, as the writers do); ``plain`` is none of them."""
+    as ``GatedInferer`` does) and ``largest_3d`` (applied last, as the writers do: with ``gated`` a component's
+    pixels count by their slice's classifier probability); ``plain`` is none of them."""
     import itertools
 
     import numpy as np
@@ -249,10 +250,11 @@ def study(args: argparse.Namespace) -> dict:
         for case, c in fold_probabilities(args.bundle, out, k, parse_set(args.set)).items():
             for tta, gated, largest in itertools.product(*options):
                 mask = c["tta" if tta else "plain"] >= 0.5
+                weights = np.array([prob[p] for p in c["paths"]]) if gated else None
                 if gated:
-                    mask = mask & np.array([prob[p] >= threshold for p in c["paths"]])[:, None, None]
-                if largest:
-                    mask = largest_component(mask)
+                    mask = mask & (weights >= threshold)[:, None, None]
+                if largest:  # as the writers do: two-stage weighs each slice's pixels by its classifier probability
+                    mask = largest_component(mask, weights)
                 name = "+".join(n for n, on in (("tta", tta), ("gated", gated), ("largest_3d", largest)) if on)
                 records[name or "plain"] += [slice_record(mask[i], c["truth"][i], case) for i in range(len(mask))]
         print(f"fold {k} studied", flush=True)

@@ -14,7 +14,7 @@ from medkit.io.atomic import write_json_atomic, write_table_atomic
 from medkit.metrics.classification import classification_report
 from medkit.metrics.plots import plot_image_grid
 from medkit.metrics.segmentation import dice_from_counts, segmentation_report, slice_record
-from medkit.transforms.segmentation import largest_component
+from medkit.transforms.segmentation import classifier_weights, largest_component
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -46,7 +46,8 @@ class SegmentationReportWriter(EpochCollector):
         path_key: key of the image path kept by the preprocessing.
         prob_key: engine output key of the classifier's tumour probability (see ``GatedInferer``).
         largest_component_3d: score each case's masks after keeping only their largest 26-connected component in
-            slice order (``medkit.transforms.largest_component``), as ``SegmentationWriter`` writes them.
+            slice order (``medkit.transforms.largest_component``), as ``SegmentationWriter`` writes them; when
+            every slice of a case has a classifier probability (two-stage), a component's pixels count by it.
         display_channel: the input channel shown in ``worst_cases.png`` (``None``: the input as it is).
     """
 
@@ -115,7 +116,8 @@ class SegmentationReportWriter(EpochCollector):
                 logger.error("%s: slices of different sizes %s, masks kept per slice", case, sorted(shapes))
                 continue
             shape = shapes.pop()
-            preds = largest_component(np.stack([_unpack(self._masks[i][0], shape) for i in indices]))
+            weights = classifier_weights([self.records[i].get("tumour_probability") for i in indices])
+            preds = largest_component(np.stack([_unpack(self._masks[i][0], shape) for i in indices]), weights)
             for j, i in enumerate(indices):
                 truth = _unpack(self._masks[i][1], shape)
                 self.records[i].update(slice_record(preds[j], truth, case))

@@ -13,7 +13,7 @@ import numpy as np
 from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
 from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated, slice_order
 from medkit.io.atomic import atomic_path, write_table_atomic
-from medkit.transforms.segmentation import largest_component
+from medkit.transforms.segmentation import classifier_weights, largest_component
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -59,8 +59,10 @@ class SegmentationWriter(RowWriter):
             post-processing turned it to MONAI's ``(x, y)`` order for MONAI Label
             (``segmentation_postprocessing(for_writers=True)``).
         largest_component_3d: keep only the largest 26-connected component of each case's masks stacked in slice
-            order (``medkit.transforms.largest_component``); a case's files are then written once all its slices
-            are in. Inputs without a case (single files) keep their 2D masks as predicted.
+            order (``medkit.transforms.largest_component``; when every slice of the case has a classifier
+            probability, as in the two-stage pipeline, a component's pixels count by their slice's probability);
+            a case's files are then written once all its slices are in. Inputs without a case (single files) keep
+            their 2D masks as predicted.
         display_channel: the input channel shown in overlays (e.g. the slice itself of a 2.5D input whose
             neighbours are channels too); ``None`` shows the input as it is (three channels as RGB).
     """
@@ -167,7 +169,8 @@ class SegmentationWriter(RowWriter):
             shapes = {m.shape for _, _, m, _, _ in slices}
             masks = [m for _, _, m, _, _ in slices]
             if len(shapes) == 1:
-                masks = list(largest_component(np.stack(masks)).astype(np.uint8))
+                weights = classifier_weights([row.get("tumour_probability") for _, row, _, _, _ in slices])
+                masks = list(largest_component(np.stack(masks), weights).astype(np.uint8))
             else:
                 logger.error("%s: slices of different sizes %s, masks kept per slice", case, sorted(shapes))
             for (_, row, _, image, name), mask in zip(slices, masks):

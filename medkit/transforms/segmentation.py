@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from monai.transforms import (
     Transposed,
 )
 
-__all__ = ["RemoveSmallIslandsd", "segmentation_postprocessing", "largest_component"]
+__all__ = ["RemoveSmallIslandsd", "segmentation_postprocessing", "largest_component", "classifier_weights"]
 
 
 def _islands(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -64,18 +64,44 @@ class RemoveSmallIslandsd(MapTransform):
         return d
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
+def largest_component(mask: np.ndarray, slice_weights: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
     """The largest foreground component of a boolean mask (8-connected in 2D, 26-connected in 3D).
 
     On a patient's slice masks stacked in slice order it keeps the one lesion a lower-grade glioma is and drops
     the islands elsewhere in the volume (false positives along bright cortex). Equal sizes keep the first in
     scan order; an empty mask stays empty.
+
+    Args:
+        mask: the masks, slices along the first axis.
+        slice_weights: one weight per slice (first axis), e.g. the classifier's tumour probability of each slice
+            in the two-stage pipeline: a component's size then counts each of its pixels by its slice's weight,
+            so a bright false positive in slices the classifier doubts loses to the lesion it is sure of.
+            ``None``: pixels count alike.
     """
     mask = np.asarray(mask).astype(bool)
+    weights = None
+    if slice_weights is not None:
+        weights = np.asarray(slice_weights, dtype=np.float64).ravel()
+        if weights.shape != mask.shape[:1] or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(f"slice_weights must be {mask.shape[0]} finite values >= 0, got {slice_weights!r}")
     labels, n = _islands(mask)
     if n <= 1:
         return mask
-    return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+    if weights is None:
+        sizes = np.bincount(labels.ravel())
+    else:
+        sizes = np.bincount(
+            labels.ravel(), weights=np.broadcast_to(weights.reshape(-1, *[1] * (mask.ndim - 1)), mask.shape).ravel()
+        )
+    return labels == int(np.argmax(sizes[1:])) + 1
+
+
+def classifier_weights(probabilities: Sequence[float | None]) -> np.ndarray | None:
+    """``largest_component``'s ``slice_weights`` from the classifier's tumour probability of each slice of a case
+    (two-stage pipeline); ``None`` (pixels count alike) unless every slice has one."""
+    if not len(probabilities) or any(p is None for p in probabilities):
+        return None
+    return np.asarray(probabilities, dtype=np.float64)
 
 
 def segmentation_postprocessing(threshold: float = 0.5, for_writers: bool = False, min_size: int = 0) -> Compose:

@@ -88,3 +88,37 @@ def test_report_scores_the_largest_3d_component(tmp_path):
     assert figures[False]["false_positive_slices"] == 1 and figures[True]["false_positive_slices"] == 0
     assert figures[True]["dice_patient_mean"] == 1.0 > figures[False]["dice_patient_mean"]
     assert (tmp_path / "True" / "worst_cases.png").is_file()
+
+
+def _doubted_blob_case(size=8):
+    """Slice 1: a 64-pixel false positive the classifier doubts (0.2); slices 3-4: the lesion it is sure of."""
+    pred = np.zeros((4, size, size), np.uint8)
+    pred[0] = 1
+    pred[2:4, 2:5, 2:5] = 1
+    truth = np.zeros_like(pred)
+    truth[2:4, 2:5, 2:5] = 1
+    return pred, truth, (0.2, 0.5, 0.99, 0.97)
+
+
+@pytest.mark.parametrize("with_probability", [False, True])
+def test_writer_and_report_weigh_components_by_the_classifier_probability(tmp_path, with_probability):
+    """Two-stage: each slice's classifier probability weighs its pixels when choosing the 3D component."""
+    from medkit.handlers import SegmentationReportWriter
+
+    pred, truth, probs = _doubted_blob_case()
+    writer = SegmentationWriter(str(tmp_path / "w"), largest_component_3d=True, overlays=False)
+    report = SegmentationReportWriter(str(tmp_path / "r"), n_worst=0, largest_component_3d=True)
+    for n in (1, 2, 3, 4):
+        out = {"pred": torch.as_tensor(pred[n - 1][None]).float(), "label": torch.as_tensor(truth[n - 1][None])}
+        if with_probability:
+            out["tumour_probability"] = torch.tensor([probs[n - 1]])
+        item = {"image": torch.rand(1, 8, 8), "image_path": f"/x/c_{n}.tif", "case": "P", "slice": n, "error": ""}
+        writer._collect(_Engine([out], [item]))
+        report._collect(_Engine([out], [item]))
+    writer.write()
+    pixels = [r["tumour_pixels"] for r in sorted(writer.rows, key=lambda r: r["slice"])]
+    figures = report._finish()
+    if with_probability:
+        assert pixels == [0, 0, 9, 9] and figures["dice_patient_mean"] == 1.0
+    else:  # pixels count alike: the bigger false positive wins
+        assert pixels == [64, 0, 0, 0] and figures["dice_patient_mean"] == 0.0

@@ -36,3 +36,17 @@ def test_largest_component_keeps_one_3d_lesion():
     diagonal[0, 0, 0] = diagonal[1, 1, 1] = True  # touching corners: one 26-connected component
     assert largest_component(diagonal).sum() == 2
     assert not largest_component(np.zeros((2, 3, 3), bool)).any()
+
+
+def test_largest_component_weighted_by_slice_keeps_the_lesion_the_classifier_is_sure_of():
+    mask = np.zeros((4, 8, 8), bool)
+    mask[0, :, :] = True  # 64 pixels on a slice the classifier doubts (a bright false positive)
+    mask[2:4, 2:5, 2:5] = True  # 18 voxels on two slices it is sure of
+    assert largest_component(mask).sum() == 64
+    kept = largest_component(mask, [0.2, 0.5, 0.99, 0.97])  # 64 * 0.2 = 12.8 against 9 * (0.99 + 0.97) = 17.6
+    assert kept.sum() == 18 and kept[2:4, 2:5, 2:5].all()
+    assert largest_component(mask, np.ones(4)).sum() == 64  # equal weights: plain sizes
+    with pytest.raises(ValueError, match="slice_weights"):
+        largest_component(mask, [0.5, 0.5])
+    with pytest.raises(ValueError, match="slice_weights"):
+        largest_component(mask, [0.5, float("nan"), 0.5, 0.5])

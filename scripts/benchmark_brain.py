@@ -3,7 +3,8 @@
 For each patient folder of the chosen split (the bundle's patient-level split of the kaggle_3m set), runs
 ``medkit infer`` on the folder in a fresh process, once with the classifier stage (the default) and once with
 ``--no-classifier``, and records wall time of the whole command (start-up and model loading included), the time
-of the inference loop alone, the number of slices segmented and the process's peak resident memory.
+of the inference loop alone, the number of slices segmented and the process's peak resident memory. ``--set
+ID=VALUE`` passes bundle config overrides to ``medkit infer`` (e.g. ``--set flip_tta=false``).
 
 Usage:
   python scripts/benchmark_brain.py --data ../shared/data/lgg-mri-segmentation --split test --out bench.json
@@ -24,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SEGMENTER = os.path.join(os.path.dirname(HERE), "bundles", "brain_mri_segmentation")
 
 
-def infer_patient(folder: str, two_stage: bool) -> dict:
+def infer_patient(folder: str, two_stage: bool, overrides: list[str]) -> dict:
     """One ``medkit infer`` run on a patient folder, in this process, timed; returns the figures."""
     from click.testing import CliRunner
 
@@ -32,6 +33,7 @@ def infer_patient(folder: str, two_stage: bool) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         args = ["infer", SEGMENTER, folder, "--out", out] + ([] if two_stage else ["--no-classifier"])
+        args += [a for pair in overrides for a in ("--set", pair)]
         t0 = time.perf_counter()
         result = CliRunner().invoke(cli, args, catch_exceptions=False)
         wall = time.perf_counter() - t0
@@ -48,11 +50,12 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="the lgg-mri-segmentation (or kaggle_3m) folder")
     parser.add_argument("--split", default="test", choices=["training", "validation", "test"])
     parser.add_argument("--out", default="bench_brain.json")
+    parser.add_argument("--set", action="append", default=[], metavar="ID=VALUE", help="bundle config override")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one patient, print JSON
     parser.add_argument("--mode", default="two", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        figures = infer_patient(args.one, args.mode == "two")
+        figures = infer_patient(args.one, args.mode == "two", args.set)
         figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
         print(json.dumps(figures))
         return
@@ -63,12 +66,13 @@ def main() -> None:
     data_cfg = load_metadata(SEGMENTER)["medkit"]["data"]
     datalist = make_datalist(dataset_dir=args.data, **{k: v for k, v in data_cfg.items() if k != "mask_as_label"})
     folders = sorted({os.path.dirname(i["image"]) for i in datalist[args.split]})
-    results = {"split": args.split, "patients": {}}
+    results = {"split": args.split, "overrides": args.set, "patients": {}}
     for folder in folders:
         case = os.path.basename(folder)
         results["patients"][case] = {}
         for mode in ("two", "one"):
             cmd = [sys.executable, __file__, "--data", args.data, "--one", folder, "--mode", mode]
+            cmd += [a for pair in args.set for a in ("--set", pair)]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
             figures = json.loads(proc.stdout.strip().splitlines()[-1])
             results["patients"][case][f"{mode}_stage"] = figures

@@ -234,7 +234,8 @@ def study(args: argparse.Namespace) -> dict:
     """Per-patient Dice and slice detection of the pooled held-out folds under each combination of the options:
     ``tta``, ``gated`` (with ``--gate``: slices the held-out classifier puts below its threshold get an empty mask,
     as ``GatedInferer`` does) and ``largest_3d`` (applied last, as the writers do: with ``gated`` a component's
-    pixels count by their slice's classifier probability); ``plain`` is none of them."""
+    pixels count by their slice's classifier probability; ``..._unweighted``: the same with pixels counted alike);
+    ``plain`` is none of them."""
     import itertools
 
     import numpy as np
@@ -253,10 +254,16 @@ def study(args: argparse.Namespace) -> dict:
                 weights = np.array([prob[p] for p in c["paths"]]) if gated else None
                 if gated:
                     mask = mask & (weights >= threshold)[:, None, None]
+                variants = {"": mask}
                 if largest:  # as the writers do: two-stage weighs each slice's pixels by its classifier probability
-                    mask = largest_component(mask, weights)
+                    variants = {"": largest_component(mask, weights)}
+                    if gated:  # and the same component chosen by pixel count alone (releases up to 0.4.0)
+                        variants["_unweighted"] = largest_component(mask)
                 name = "+".join(n for n, on in (("tta", tta), ("gated", gated), ("largest_3d", largest)) if on)
-                records[name or "plain"] += [slice_record(mask[i], c["truth"][i], case) for i in range(len(mask))]
+                for suffix, m in variants.items():
+                    records[(name or "plain") + suffix] += [
+                        slice_record(m[i], c["truth"][i], case) for i in range(len(m))
+                    ]
         print(f"fold {k} studied", flush=True)
     result = {}
     for name, recs in records.items():

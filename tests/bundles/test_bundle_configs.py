@@ -115,3 +115,30 @@ def test_channels_last_switch_lays_out_the_training_network_and_its_weights_load
     x = torch.rand(1, channels, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(net.eval()(x), plain.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["evaluate.json", "inference.json"])
+def test_flip_tta_switch_wraps_the_segmenter_sliding_window(name):
+    """The segmenter's ``flip_tta`` (metadata ``medkit.flip_tta``, overridable) puts ``FlipTTAInferer`` around the
+    sliding window inside the classifier gate; off, the gate runs the sliding window itself."""
+    from monai.bundle import ConfigParser
+    from monai.inferers import SlidingWindowInferer
+
+    from medkit.inferers import FlipTTAInferer, GatedInferer
+
+    bundle = "brain_mri_segmentation"
+    assert _load(bundle, "metadata.json")["medkit"]["flip_tta"] is True
+    for on in (None, False):
+        parser = ConfigParser()
+        parser.read_meta(os.path.join(BUNDLES, bundle, "configs", "metadata.json"))
+        parser.read_config(os.path.join(BUNDLES, bundle, "configs", name))
+        parser.update({"bundle_root": os.path.join(BUNDLES, bundle), "device": "cpu", "classifier_bundle": ""})
+        if on is not None:
+            parser["flip_tta"] = on
+        inferer = parser.get_parsed_content("inferer")
+        assert isinstance(inferer, GatedInferer) and inferer.gate is None
+        inner = inferer.inferer
+        if on is None:
+            assert isinstance(inner, FlipTTAInferer) and isinstance(inner.inferer, SlidingWindowInferer)
+        else:
+            assert isinstance(inner, SlidingWindowInferer)

@@ -16,8 +16,9 @@ SCRIPT = os.path.join(REPO, "scripts", "crossval_brain.py")
 def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg, tmp_path):
     out = tmp_path / "cv"
     cmd = [sys.executable, SCRIPT, "--data", synthetic_lgg, "--out", str(out), "--folds", "2", "--epochs", "4"]
-    # the folds' own evaluation per slice, so that it equals the study's plain variant
+    # the folds' own evaluation per slice and without flips, so that it equals the study's plain variant
     cmd += ["--study", "--set", "num_workers=0", "--set", "learning_rate=0.01", "--set", "largest_component_3d=false"]
+    cmd += ["--set", "flip_tta=false"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -40,7 +41,7 @@ def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg
 def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lgg, tmp_path):
     seg, cls = tmp_path / "seg", tmp_path / "cls"
     base = [sys.executable, SCRIPT, "--data", synthetic_lgg, "--folds", "2", "--set", "num_workers=0"]
-    base += ["--set", "largest_component_3d=false"]
+    base += ["--set", "largest_component_3d=false", "--set", "flip_tta=false"]
     for cmd in (
         [*base, "--out", str(seg), "--epochs", "2", "--all"],
         [
@@ -67,7 +68,7 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
     final = segmenter["final_model"]  # --all: trained on every patient after the folds
     assert final["training_patients"] == 6 and os.path.isfile(final["path"]) and "final_model" not in classifier
     study = json.loads((seg / "study.json").read_text())
-    assert {"gated", "gated+largest_3d", "tta+gated+largest_3d"} <= set(study)
+    assert {"gated", "gated+largest_3d", "gated+largest_3d_unweighted", "tta+gated+largest_3d"} <= set(study)
     assert study["gate"]["threshold"] == classifier["threshold"]
     two_stage = segmenter["two_stage"]  # the study's gating is the summary's two-stage figure
     assert study["gated"]["dice_patient_mean"] == pytest.approx(two_stage["dice_patient_mean"])

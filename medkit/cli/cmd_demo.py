@@ -45,6 +45,6 @@ def command(ctx: click.Context, out_dir: str, epochs: int) -> None:
         cmd_infer.command,
         bundle=bundle,
         inputs=(os.path.join(data, "test"),),
-        out_file=os.path.join(out_dir, "predictions.csv"),
+        out=os.path.join(out_dir, "predictions.csv"),
         checkpoint=model,
     )

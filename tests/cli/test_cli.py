@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import os
 
@@ -80,3 +81,16 @@ def test_prepare_lgg_cross_validation_fold(synthetic_lgg, tmp_path):
     assert result.exit_code != 0 and "--fold must be below --folds (3)" in result.output
     result = runner.invoke(cli, ["prepare", "pneumonia", synthetic_lgg, "--folds", "3"])
     assert result.exit_code != 0 and "--folds applies to the lgg source only" in result.output
+
+
+def test_demo_runs_the_whole_pneumonia_job(tmp_path):
+    """README's first command: synthetic X-rays, prepare, train, evaluate and infer, all under --out."""
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    for name in ("datalist.json", "train/models/model.pt", "eval/metrics.json", "predictions.csv"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert rows and all(r["label"] in {"NORMAL", "PNEUMONIA"} and not r["error"] for r in rows)
+    again = CliRunner().invoke(cli, ["demo", "--out", str(out)])  # never writes over a data set already there
+    assert again.exit_code != 0 and "already holds a data set" in again.output

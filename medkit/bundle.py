@@ -273,14 +273,22 @@ def task_type(bundle_dir: str) -> str:
 
 
 def classifier_gate(
-    bundle: str | None, device: Any = "cpu", threshold: float | None = None, beside: str | None = None
+    bundle: str | None,
+    device: Any = "cpu",
+    threshold: float | None = None,
+    beside: str | None = None,
+    stack_threshold: float | None = None,
+    slice_window: int | None = None,
 ) -> dict:
     """The first stage of a two-stage pipeline: a classification bundle's trained network and decision threshold.
 
     Returns ``{}`` when ``bundle`` is empty (no gating), else the keyword arguments of
     ``medkit.inferers.GatedInferer``: ``gate`` (the network with ``models/model.pt`` loaded, in eval mode),
     ``threshold`` (``threshold`` if given, else the bundle's ``medkit.threshold``, else 0.5), ``gate_size``
-    (the network's input size) and ``positive_index`` (its last output channel).
+    (the network's input size), ``positive_index`` (its last output channel), and ``slice_window`` and
+    ``stack_threshold`` (the arguments if given, else the bundle's ``medkit.slice_window`` and
+    ``medkit.stack_threshold``: slices of a stack are gated on the mean probability of that many neighbouring
+    slices against that threshold).
 
     A bundle name is looked up first beside the bundle ``beside`` (the asking bundle's root, so copied pairs of
     bundles keep working), then as in ``resolve_bundle``.
@@ -304,11 +312,14 @@ def classifier_gate(
     network = load_pretrained(meta_component(bundle_dir, "network_def"), model_file, strict=True)
     fmt = meta["network_data_format"]
     chosen = meta["medkit"].get("threshold", 0.5) if threshold is None else threshold
+    stack = meta["medkit"].get("stack_threshold") if stack_threshold is None else stack_threshold
     return {
         "gate": network.to(device).eval(),
         "threshold": float(chosen),
         "gate_size": [int(s) for s in fmt["inputs"]["image"]["spatial_shape"]],
         "positive_index": int(fmt["outputs"]["pred"]["num_channels"]) - 1,
+        "slice_window": int(meta["medkit"].get("slice_window", 1) if slice_window is None else slice_window),
+        "stack_threshold": None if stack is None else float(stack),
     }
 
 

@@ -17,8 +17,10 @@ positives along bright cortex are small islands elsewhere in the volume), alone 
 ``--bundle bundles/brain_mri_classification --pretrained-from CV_DIR`` cross-validates the slice classifier the
 same way, each fold fine-tuned from that fold's segmenter of an earlier run (the folds are the same): the pooled
 held-out probabilities give its AUC, the threshold reaching the bundle's ``target_recall`` on them, and the
-slice figures there. ``--gate CLASSIFIER_CV_DIR`` on a segmenter run adds the two-stage figures: held-out slices
-below that threshold get an empty mask.
+slice figures there; with the bundle's ``medkit.slice_window`` above 1, the same for each slice scored by the mean
+probability of that many neighbouring slices of its patient (``stack``, its ``stack_threshold``).
+``--gate CLASSIFIER_CV_DIR`` on a segmenter run adds the two-stage figures: held-out slices below the gate's
+threshold get an empty mask, decided as ``GatedInferer`` decides (on the mean of the slice window, when set).
 
 ``--all`` then trains the final model the same way on every patient (``all/models/model.pt``; nothing is held
 out, so it has no figures of its own: the pooled held-out figures are its estimate).
@@ -136,35 +138,89 @@ def run_fold(args: argparse.Namespace) -> dict:
 
 
 def _rows(out: str, folds: int, name: str) -> list[dict]:
+    """The rows of every fold's ``eval/<name>`` table, each with its ``fold``."""
     rows = []
     for k in range(folds):
         with open(os.path.join(out, f"fold_{k}", "eval", name), newline="") as f:
-            rows += list(csv.DictReader(f))
+            rows += [{**r, "fold": k} for r in csv.DictReader(f)]
     return rows
 
 
-def pooled_classification(out: str, folds: int, recall: float) -> dict:
+def _held_out_items(out: str, folds: int) -> dict[str, dict]:
+    """Image path -> its data-list item (case, slice number...) over the held-out sides of all folds."""
+    items = {}
+    for k in range(folds):
+        with open(os.path.join(out, f"fold_{k}", "datalist.json")) as f:
+            items.update({i["image"]: i for i in json.load(f)["test"]})
+    return items
+
+
+def pooled_classification(out: str, folds: int, recall: float, slice_window: int = 1) -> dict:
     """AUC of the held-out slices of all folds (their ``eval/predictions.csv``), the threshold reaching ``recall``
-    of the tumour slices on them, and the slice figures at it (``medkit.metrics.classification_report``)."""
+    of the tumour slices on them, and the slice figures at it (``medkit.metrics.classification_report``). With
+    ``slice_window`` > 1, the same under ``"stack"`` for each slice scored by the mean probability of that many
+    neighbouring slices of its patient (``medkit.metrics.classification.stack_scores``): ``stack_threshold``.
+    ``nested_threshold``: the figures when each fold's slices are decided at the threshold picked on the other
+    folds alone (the threshold then sees none of the slices it decides)."""
     import numpy as np
 
-    from medkit.metrics.classification import classification_report, threshold_for_recall
+    from medkit.metrics.classification import classification_report, stack_scores, threshold_for_recall
 
     rows = _rows(out, folds, "predictions.csv")
     names = ["no_tumour", "tumour"]
     p = np.asarray([float(r["prob_tumour"]) for r in rows])
     labels = np.asarray([names.index(r["label"]) for r in rows])
-    threshold = threshold_for_recall(p, labels, recall)
-    report = classification_report(np.stack([1 - p, p], axis=1), labels, names, threshold)
     keys = ("accuracy", "auc", "sensitivity", "specificity", "confusion_matrix")
-    return {"n_slices": len(rows), "target_recall": recall, "threshold": threshold, **{k: report[k] for k in keys}}
+
+    fold = np.asarray([r["fold"] for r in rows])
+
+    def figures(scores: np.ndarray, truth: np.ndarray, fold: np.ndarray) -> dict:
+        threshold = threshold_for_recall(scores, truth, recall)
+        report = classification_report(np.stack([1 - scores, scores], axis=1), truth, names, threshold)
+        # the threshold's own optimism: each fold decided at the threshold its other folds reach the recall at
+        chosen = {k: threshold_for_recall(scores[fold != k], truth[fold != k], recall) for k in set(fold.tolist())}
+        other = np.array([chosen[k] for k in fold.tolist()])
+        nested = classification_report(np.stack([1 - scores, scores], axis=1), truth, names, other)
+        return {
+            "n_slices": len(scores),
+            "threshold": threshold,
+            **{k: report[k] for k in keys},
+            "nested_threshold": {k: nested[k] for k in ("accuracy", "sensitivity", "specificity")},
+        }
+
+    summary = {"target_recall": recall, **figures(p, labels, fold)}
+    if slice_window > 1:
+        items = _held_out_items(out, folds)
+        cases = [items[r["image"]]["case"] for r in rows]
+        slices = [items[r["image"]]["slice"] for r in rows]
+        scores, _, stacked = stack_scores(p, cases, slices, summary["threshold"], slice_window, 1.0)
+        stack = figures(scores[stacked], labels[stacked], fold[stacked])
+        stack["stack_threshold"] = stack.pop("threshold")
+        summary["stack"] = {"slice_window": slice_window, **stack}
+        summary.update(stack_threshold=stack["stack_threshold"], slice_window=slice_window)
+    return summary
 
 
-def held_out_gate(gate: str, folds: int) -> tuple[dict[str, float], float]:
-    """A classifier cross-validation's held-out tumour probability per slice path, and its chosen threshold."""
+def held_out_gate(gate: str, folds: int) -> tuple[dict[str, tuple[float, float]], dict]:
+    """A classifier cross-validation's held-out decision per slice path, ``(score, threshold)`` as
+    ``GatedInferer`` decides (a slice's probability, or with the summary's ``slice_window`` the mean of its
+    neighbourhood against ``stack_threshold``), and the gate's settings from its summary."""
+    from medkit.metrics.classification import stack_scores
+
     with open(os.path.join(gate, "summary.json")) as f:
-        threshold = json.load(f)["threshold"]
-    return {r["image"]: float(r["prob_tumour"]) for r in _rows(gate, folds, "predictions.csv")}, threshold
+        summary = json.load(f)
+    settings = {k: summary.get(k) for k in ("threshold", "stack_threshold", "slice_window") if summary.get(k)}
+    rows = _rows(gate, folds, "predictions.csv")
+    items = _held_out_items(gate, folds)
+    scores, thresholds, _ = stack_scores(
+        [float(r["prob_tumour"]) for r in rows],
+        [items[r["image"]]["case"] for r in rows],
+        [items[r["image"]]["slice"] for r in rows],
+        settings["threshold"],
+        int(settings.get("slice_window", 1)),
+        settings.get("stack_threshold"),
+    )
+    return {r["image"]: (float(s), float(t)) for r, s, t in zip(rows, scores, thresholds)}, settings
 
 
 def pooled_segmentation(out: str, folds: int, gate: str | None = None) -> dict:
@@ -179,11 +235,12 @@ def pooled_segmentation(out: str, folds: int, gate: str | None = None) -> dict:
         records.append({"case": row["case"], "image": row["image"], **counts})
     report = segmentation_report(records)
     if gate:
-        prob, threshold = held_out_gate(gate, folds)
-        gated = [r if prob[r["image"]] >= threshold else {**r, "intersection": 0, "pred_pixels": 0} for r in records]
+        decision, settings = held_out_gate(gate, folds)
+        kept = [decision[r["image"]][0] >= decision[r["image"]][1] for r in records]
+        gated = [r if keep else {**r, "intersection": 0, "pred_pixels": 0} for r, keep in zip(records, kept)]
         two_stage = segmentation_report(gated)
         report["two_stage"] = {k: two_stage[k] for k in (*REPORTED, "per_case")}
-        report["two_stage"]["gate"] = {"classifier_cv": os.path.abspath(gate), "threshold": threshold}
+        report["two_stage"]["gate"] = {"classifier_cv": os.path.abspath(gate), **settings}
     return report
 
 
@@ -244,16 +301,17 @@ def study(args: argparse.Namespace) -> dict:
     from medkit.transforms.segmentation import largest_component
 
     out = os.path.abspath(args.out)
-    prob, threshold = held_out_gate(args.gate, args.folds) if args.gate else ({}, None)
+    decision, settings = held_out_gate(args.gate, args.folds) if args.gate else ({}, {})
     options = [(False, True), (False, True) if args.gate else (False,), (False, True)]
     records: dict[str, list] = defaultdict(list)
     for k in range(args.folds):
         for case, c in fold_probabilities(args.bundle, out, k, parse_set(args.set)).items():
             for tta, gated, largest in itertools.product(*options):
                 mask = c["tta" if tta else "plain"] >= 0.5
-                weights = np.array([prob[p] for p in c["paths"]]) if gated else None
+                weights = np.array([decision[p][0] for p in c["paths"]]) if gated else None
                 if gated:
-                    mask = mask & (weights >= threshold)[:, None, None]
+                    thresholds = np.array([decision[p][1] for p in c["paths"]])
+                    mask = mask & (weights >= thresholds)[:, None, None]
                 variants = {"": mask}
                 if largest:  # as the writers do: two-stage weighs each slice's pixels by its classifier probability
                     variants = {"": largest_component(mask, weights)}
@@ -272,7 +330,7 @@ def study(args: argparse.Namespace) -> dict:
         result[name]["dice_patient_median"] = float(np.median(list(r["per_case"].values())))
         result[name]["per_case"] = {case: round(v, 4) for case, v in r["per_case"].items()}
     if args.gate:
-        result["gate"] = {"classifier_cv": os.path.abspath(args.gate), "threshold": threshold}
+        result["gate"] = {"classifier_cv": os.path.abspath(args.gate), **settings}
     return result
 
 
@@ -290,8 +348,9 @@ def summarise(args: argparse.Namespace, results: list[dict]) -> dict:
         summary.update({k: pooled[k] for k in (*REPORTED, "per_case", *(["two_stage"] if args.gate else []))})
         per_fold += ("dice_patient_mean",)
     else:
-        recall = float(load_metadata(args.bundle)["medkit"].get("target_recall", 0.95))
-        summary.update(pooled_classification(out, args.folds, recall))
+        meta = load_metadata(args.bundle)["medkit"]
+        recall = float(meta.get("target_recall", 0.95))
+        summary.update(pooled_classification(out, args.folds, recall, int(meta.get("slice_window", 1))))
         per_fold += ("auc",)
     summary["per_fold"] = [{k: r[k] for k in per_fold} for r in results]
     summary["train_s_total"] = round(sum(r["train_s"] for r in results), 1)
@@ -351,7 +410,16 @@ def main() -> None:
         subprocess.run([*cmd_for(args, out, -1)], check=True)
     summary = summarise(args, results)
     write_json_atomic(summary, os.path.join(out, "summary.json"))
-    shown = ("dice_patient_mean", "dice_slice_mean", "two_stage", "auc", "threshold", "accuracy", "sensitivity")
+    shown = (
+        "dice_patient_mean",
+        "dice_slice_mean",
+        "two_stage",
+        "auc",
+        "threshold",
+        "accuracy",
+        "sensitivity",
+        "stack",
+    )
     print(json.dumps({k: summary[k] for k in shown if k in summary}, indent=2))
     if args.study:
         studied = study(args)

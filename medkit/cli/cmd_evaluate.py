@@ -15,6 +15,8 @@ from medkit.cli.common import (
     override_option,
     parse_overrides,
     split_option,
+    threshold_option,
+    threshold_settings,
     two_stage_settings,
 )
 
@@ -42,7 +44,7 @@ SHOWN = (
 @click.option("--out", "out_dir", required=True, help="Folder for metrics.json, predictions.csv and plots.")
 @split_option("all", "Which images of DATA_ROOT: all, or one split of the bundle's patient-level split.")
 @click.option("--checkpoint", default=None, help="Weights to evaluate (default: the bundle's models/model.pt).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold of the classifier.")
+@threshold_option
 @classifier_options
 @override_option
 def command(
@@ -66,8 +68,7 @@ def command(
     settings = {"dataset_dir": existing_dir(data_root, "data"), "output_dir": os.path.abspath(out_dir), "split": split}
     if checkpoint:
         settings["ckpt_path"] = os.path.abspath(checkpoint)
-    if threshold is not None:
-        settings["threshold"] = threshold
+    settings.update(threshold_settings(threshold))
     settings.update(two_stage_settings(bundle, classifier, no_classifier))
     settings.update(parse_overrides(overrides))
     wf = create_workflow(bundle, "evaluate", settings)

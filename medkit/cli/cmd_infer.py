@@ -17,6 +17,8 @@ from medkit.cli.common import (
     classifier_options,
     override_option,
     parse_overrides,
+    threshold_option,
+    threshold_settings,
     two_stage_settings,
 )
 
@@ -65,8 +67,7 @@ def run_inference(
     settings: dict = {"inputs": list(inputs), **_output_settings(bundle, out), **(extra or {})}
     if checkpoint:
         settings["ckpt_path"] = os.path.abspath(checkpoint)
-    if threshold is not None:
-        settings["threshold"] = threshold
+    settings.update(threshold_settings(threshold))
     if batch_size:
         settings["batch_size"] = batch_size
     settings.update(parse_overrides(overrides))
@@ -110,7 +111,7 @@ def run_inference(
     "or a .csv/.json table path whose folder receives the masks.",
 )
 @click.option("--checkpoint", default=None, help="Weights to use (default: the bundle's models/model.pt).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold (two classes).")
+@threshold_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per batch.")
 @click.option("--explain", "explain_dir", default=None, help="Also save Grad-CAM overlays in this folder.")
 @click.option(

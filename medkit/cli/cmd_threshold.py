@@ -29,20 +29,26 @@ from medkit.cli.common import (
     help="Target recall of the positive class [the bundle's medkit.target_recall, else 0.95].",
 )
 @split_option("validation", "Which images of the bundle's patient-level split to tune on (never the one you report).")
-@click.option("--write", is_flag=True, help="Store the threshold in the bundle's metadata.json (medkit.threshold).")
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Store the threshold in the bundle's metadata.json (medkit.threshold, and medkit.stack_threshold).",
+)
 @override_option
 def command(bundle: str, data_root: str, recall: float | None, split: str, write: bool, overrides) -> None:
     """Pick the decision threshold of a two-class BUNDLE for a target recall of its positive class on DATA_ROOT.
 
     The highest threshold whose recall on the chosen split is at least the target is taken (it keeps the most
-    specificity); missing a tumour costs more than a false alarm, so recall is what is fixed.
+    specificity); missing a tumour costs more than a false alarm, so recall is what is fixed. A bundle with a
+    medkit.slice_window above 1 also gets a stack threshold, for slices of a patient's stack decided on the mean
+    probability of that many neighbouring slices, picked the same way on those means.
     """
     import numpy as np
 
     from medkit.bundle import create_workflow, load_metadata, task_type
     from medkit.errors import MedkitError
     from medkit.io.atomic import write_json_atomic
-    from medkit.metrics.classification import classification_report, threshold_for_recall
+    from medkit.metrics.classification import classification_report, stack_scores, threshold_for_recall
 
     if task_type(bundle) != "classification":
         raise MedkitError(f"{bundle}: not a classification bundle; thresholds are tuned on classifiers")
@@ -58,17 +64,39 @@ def command(bundle: str, data_root: str, recall: float | None, split: str, write
         raise MedkitError(f"{bundle}: a threshold needs two classes, the bundle has {len(report_writer.class_names)}")
     probs = np.stack(report_writer.probs)
     labels = np.asarray(report_writer.labels)
-    # stored with 6 decimals, rounded down: rounding up could pass the lowest positive that must stay positive
-    threshold = math.floor(threshold_for_recall(probs[:, 1], labels, target) * 1e6) / 1e6
-    report = classification_report(probs, labels, report_writer.class_names, threshold)
-    click.echo(
-        f"threshold {threshold} on {split} ({report['n_cases']} images): recall {report['sensitivity']:.4f}, "
-        f"specificity {report['specificity']:.4f}, accuracy {report['accuracy']:.4f} (target recall {target})"
-    )
+    chosen = {"threshold": floor6(threshold_for_recall(probs[:, 1], labels, target))}
+    report = classification_report(probs, labels, report_writer.class_names, chosen["threshold"])
+    click.echo(f"threshold {chosen['threshold']} on {split} ({report['n_cases']} images): {figures(report, target)}")
+    window = report_writer.slice_window
+    if window > 1:  # slices of a stack are decided on the mean of their neighbourhood: its own threshold
+        cases, slices = report_writer.cases, report_writer.slices
+        scores, _, stacked = stack_scores(probs[:, 1], cases, slices, chosen["threshold"], window, 1.0)
+        if stacked.any() and labels[stacked].any():
+            chosen["stack_threshold"] = floor6(threshold_for_recall(scores[stacked], labels[stacked], target))
+            p = scores[stacked]
+            report = classification_report(
+                np.stack([1 - p, p], 1), labels[stacked], report_writer.class_names, chosen["stack_threshold"]
+            )
+            click.echo(
+                f"stack threshold {chosen['stack_threshold']} on the mean of {window} slices "
+                f"({report['n_cases']} slices of stacks): {figures(report, target)}"
+            )
     if write:
         meta_file = os.path.join(bundle, "configs", "metadata.json")
         with open(meta_file) as f:
             on_disk = json.load(f)
-        on_disk.setdefault("medkit", {})["threshold"] = threshold
+        on_disk.setdefault("medkit", {}).update(chosen)
         write_json_atomic(on_disk, meta_file)
         click.echo(f"written to {meta_file}")
+
+
+def floor6(value: float) -> float:
+    """``value`` with 6 decimals, rounded down: rounding up could pass the lowest positive that must stay positive."""
+    return math.floor(value * 1e6) / 1e6
+
+
+def figures(report: dict, target: float) -> str:
+    return (
+        f"recall {report['sensitivity']:.4f}, specificity {report['specificity']:.4f}, "
+        f"accuracy {report['accuracy']:.4f} (target recall {target})"
+    )

@@ -78,6 +78,23 @@ def two_stage_settings(bundle_dir: str, classifier: str | None, no_classifier: b
     return {"classifier_bundle": chosen} if chosen else {}
 
 
+def threshold_option(func):
+    """``--threshold``: the classifier's decision threshold, given to ``threshold_settings``."""
+    return click.option(
+        "--threshold",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Decision threshold of the classifier (two classes), for a slice's own probability and for the mean "
+        "over its neighbours where the bundle averages a slice window.",
+    )(func)
+
+
+def threshold_settings(threshold: float | None) -> dict:
+    """Config overrides for one decision threshold given on the command line: it replaces the bundle's threshold
+    and its stack threshold (the threshold of the mean over a slice window) alike."""
+    return {} if threshold is None else {"threshold": threshold, "stack_threshold": threshold}
+
+
 def parse_overrides(pairs: Iterable[str]) -> dict:
     """``["a=1", "b#c=x"]`` -> ``{"a": 1, "b#c": "x"}``; values are JSON when they parse, else text."""
     out = {}

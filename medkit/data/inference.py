@@ -147,7 +147,7 @@ class TolerantDataset(Dataset):
     Each returned item carries ``"error"``: ``""`` when the transform succeeded, else one line naming
     the file and the problem. A failed item holds a copy of ``placeholder`` (tensors of the shape the
     transform produces) and ``<key>_path`` for each placeholder key, so batches still collate and the
-    writer can report it by name.
+    writer can report it by name. Each failure is logged once, however often the item is read.
 
     Args:
         data: items with file paths.
@@ -158,6 +158,7 @@ class TolerantDataset(Dataset):
     def __init__(self, data: Sequence[dict], transform: Callable, placeholder: Mapping[str, torch.Tensor]) -> None:
         super().__init__(data=data, transform=transform)
         self.placeholder = dict(placeholder)
+        self._reported: set[int] = set()  # failed items already logged (a two-pass reader sees them twice)
 
     def _transform(self, index: int) -> dict:
         item = self.data[index]
@@ -168,7 +169,9 @@ class TolerantDataset(Dataset):
         except Exception as e:  # any decoder/transform failure is reported, not raised
             key = next(iter(self.placeholder), "image")
             message = error_message(e, str(item.get(key, index)))
-            logger.error(message)
+            if index not in self._reported:
+                self._reported.add(index)
+                logger.error(message)
             failed = {k: torch.as_tensor(v).clone() for k, v in self.placeholder.items()}
             failed.update({f"{k}_path": str(item.get(k, "")) for k in self.placeholder})
             # identifiers (patient, case, slice number) stay, so the failure is reported where it belongs

@@ -10,7 +10,7 @@ import numpy as np
 
 from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated
 from medkit.io.atomic import write_table_atomic
-from medkit.metrics.classification import predict_labels
+from medkit.metrics.classification import predict_labels, stack_scores
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -32,16 +32,37 @@ class PredictionWriter(RowWriter):
         class_names: names in output-channel order.
         threshold: decision threshold on the second class for two classes (``None``: argmax).
         path_key: key of the input path in each item.
+        slice_window, stack_threshold: two classes only: slices of a stack (the images of one patient folder,
+            ``inference_datalist(..., with_case=True)``) are labelled on the mean positive probability of
+            ``slice_window`` neighbouring slices against ``stack_threshold``
+            (``medkit.metrics.classification.stack_scores``); that mean is the ``prob_<positive>_stack`` column.
+        case_key, slice_key: item keys of the case and the slice number.
     """
 
     def __init__(
-        self, output_file: str, class_names: Sequence[str], threshold: float | None = None, path_key: str = "image_path"
+        self,
+        output_file: str,
+        class_names: Sequence[str],
+        threshold: float | None = None,
+        path_key: str = "image_path",
+        slice_window: int = 1,
+        stack_threshold: float | None = None,
+        case_key: str = "case",
+        slice_key: str = "slice",
     ) -> None:
         self.output_file = self.table_name(output_file)
         self.class_names = list(class_names)
         self.threshold = threshold
         self.path_key = path_key
+        self.slice_window = int(slice_window)
+        self.stack_threshold = None if stack_threshold is None else float(stack_threshold)
+        self.case_key, self.slice_key = case_key, slice_key
         self.rows: list[dict] = []
+
+    @property
+    def smooths(self) -> bool:
+        """Whether slices of a stack are labelled on the mean over neighbouring slices."""
+        return len(self.class_names) == 2 and self.slice_window > 1 and self.stack_threshold is not None
 
     def _reset(self, engine: Engine | None = None) -> None:
         self.rows.clear()
@@ -57,11 +78,35 @@ class PredictionWriter(RowWriter):
                 row["label"] = self.class_names[int(predict_labels(probs[None], self.threshold)[0])]
             for name, p in zip(self.class_names, probs):
                 row[f"prob_{name}"] = "" if row["error"] else round(float(p), 6)
+            if self.smooths:
+                row.update(case=str(item.get(self.case_key, "") or ""), slice=str(item.get(self.slice_key, "")))
             self.rows.append(row)
+
+    def _label_stacks(self) -> None:
+        """Relabel the read slices of stacks on the mean probability of their neighbourhood."""
+        read = [r for r in self.rows if not r["error"]]
+        if not read:
+            return
+        positive = f"prob_{self.class_names[1]}"
+        scores, thresholds, stacked = stack_scores(
+            [r[positive] for r in read],
+            [r["case"] for r in read],
+            [r["slice"] for r in read],
+            0.5 if self.threshold is None else self.threshold,
+            self.slice_window,
+            self.stack_threshold,
+        )
+        for row, score, threshold, in_stack in zip(read, scores, thresholds, stacked):
+            if in_stack:
+                row[f"{positive}_stack"] = round(float(score), 6)
+                row["label"] = self.class_names[int(score >= threshold)]
 
     def write(self, engine: Engine | None = None) -> str:
         """Write the rows collected so far; returns the output path."""
-        columns = ["image", "label", *[f"prob_{n}" for n in self.class_names], "error"]
+        if self.smooths:
+            self._label_stacks()
+        stack = [f"prob_{self.class_names[-1]}_stack"] if self.smooths else []
+        columns = ["image", "label", *[f"prob_{n}" for n in self.class_names], *stack, "error"]
         write_table_atomic(self.rows, columns, self.output_file)
         logger.info("%d predictions, %d failed -> %s", len(self.rows) - self.n_failed, self.n_failed, self.output_file)
         return self.output_file

@@ -14,13 +14,13 @@ import numpy as np
 
 from medkit.explain.gradcam import gradcam_maps
 from medkit.io.atomic import write_json_atomic, write_text_atomic
-from medkit.metrics.classification import classification_report, predict_labels, roc_curve
+from medkit.metrics.classification import classification_report, predict_labels, roc_curve, stack_scores
 from medkit.metrics.plots import plot_confusion_matrix, plot_image_grid, plot_roc
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["ClassificationReportWriter", "EpochCollector", "RowWriter", "decollated"]
+__all__ = ["ClassificationReportWriter", "EpochCollector", "RowWriter", "decollated", "item_threshold"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,13 @@ def slice_order(value, fallback: int) -> int:
     return int(value) if str(value).isdigit() else fallback
 
 
+def item_threshold(out: dict, key: str, default: float | None) -> float | None:
+    """The decision threshold an output item carries under ``key`` (``GatedInferer`` gives each its own), else
+    ``default``."""
+    value = out.get(key)
+    return default if value is None else float(_to_numpy(value).ravel()[0])
+
+
 def decollated(engine: Engine) -> zip:
     """Pairs ``(output, batch item)`` of the engine's last iteration, whether or not it decollated them."""
     outputs, batch = engine.state.output, engine.state.batch
@@ -97,6 +104,12 @@ class ClassificationReportWriter(EpochCollector):
         network: with ``cam_layer``, the grid shows Grad-CAM overlays of the predicted class.
         cam_layer: module name for Grad-CAM (the bundle's ``medkit.gradcam_layer``).
         display_channel: the input channel shown in the grid (the slice itself of a 2.5D input).
+        slice_window, stack_threshold: two classes only: slices of a stack (items of one case with slice numbers,
+            as the LGG data list gives) are decided on the mean positive probability of ``slice_window``
+            neighbouring slices against ``stack_threshold`` (``medkit.metrics.classification.stack_scores``); the
+            report, the predictions' ``prediction`` and ``prob_<positive>_stack`` columns and the grid follow
+            those decisions. The grid then picks its mistakes among the ``4 * n_worst`` highest-loss images.
+        case_key, slice_key: item keys of the case and the slice number.
     """
 
     def __init__(
@@ -109,6 +122,10 @@ class ClassificationReportWriter(EpochCollector):
         network=None,
         cam_layer: str | None = None,
         display_channel: int = 0,
+        slice_window: int = 1,
+        stack_threshold: float | None = None,
+        case_key: str = "case",
+        slice_key: str = "slice",
     ) -> None:
         self.output_dir = output_dir
         self.class_names = list(class_names)
@@ -118,13 +135,37 @@ class ClassificationReportWriter(EpochCollector):
         self.display_channel = int(display_channel)
         self.network = network
         self.cam_layer = cam_layer
+        self.slice_window = int(slice_window)
+        self.stack_threshold = None if stack_threshold is None else float(stack_threshold)
+        self.case_key, self.slice_key = case_key, slice_key
         self.report: dict | None = None
         self._reset()
+
+    @property
+    def smooths(self) -> bool:
+        """Whether slices of a stack are decided on the mean over neighbouring slices."""
+        return len(self.class_names) == 2 and self.slice_window > 1 and self.stack_threshold is not None
+
+    def decisions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(probs, thresholds, stacked)`` the collected items are decided on: ``probs`` ``(N, C)`` with a
+        stack's slices given their mean positive probability (when ``smooths``), each item's threshold (``None``
+        entries: argmax) and whether it was scored as part of a stack."""
+        probs = np.stack(self.probs)
+        n = len(probs)
+        if not self.smooths:
+            return probs, np.full(n, self.threshold, dtype=object), np.zeros(n, dtype=bool)
+        threshold = 0.5 if self.threshold is None else self.threshold
+        scores, thresholds, stacked = stack_scores(
+            probs[:, 1], self.cases, self.slices, threshold, self.slice_window, self.stack_threshold
+        )
+        return np.stack([1 - scores, scores], axis=1), thresholds, stacked
 
     def _reset(self, engine: Engine | None = None) -> None:
         self.probs: list[np.ndarray] = []
         self.labels: list[int] = []
         self.paths: list[str] = []
+        self.cases: list[str] = []
+        self.slices: list[str] = []
         self._worst: list[tuple[float, int, np.ndarray]] = []  # min-heap of (loss, index, network input)
 
     def _collect(self, engine: Engine) -> None:
@@ -134,11 +175,15 @@ class ClassificationReportWriter(EpochCollector):
             self.probs.append(probs)
             self.labels.append(label)
             self.paths.append(str(item.get(self.path_key, "")))
-            pred = int(predict_labels(probs[None], self.threshold)[0])
-            if pred != label and self.n_worst > 0:  # keep the network inputs of the worst mistakes only
+            self.cases.append(str(item.get(self.case_key, "") or ""))
+            self.slices.append(str(item.get(self.slice_key, "")))
+            # keep the network inputs of the worst mistakes only (of the highest losses when a stack's mean decides)
+            kept = 4 * self.n_worst if self.smooths else self.n_worst
+            mistake = self.smooths or int(predict_labels(probs[None], self.threshold)[0]) != label
+            if mistake and self.n_worst > 0:
                 loss = -float(np.log(max(probs[label], 1e-12)))
                 entry = (loss, len(self.paths) - 1, _to_numpy(item["image"]).astype(np.float32))
-                if len(self._worst) < self.n_worst:
+                if len(self._worst) < kept:
                     heapq.heappush(self._worst, entry)
                 elif loss > self._worst[0][0]:
                     heapq.heapreplace(self._worst, entry)
@@ -146,12 +191,18 @@ class ClassificationReportWriter(EpochCollector):
     def _finish(self, engine: Engine | None = None) -> dict:
         if not self.probs:
             raise RuntimeError("no predictions were collected; is the data list empty?")
-        probs, labels = np.stack(self.probs), np.asarray(self.labels)
-        report = classification_report(probs, labels, self.class_names, self.threshold)
-        preds = predict_labels(probs, self.threshold)
+        labels = np.asarray(self.labels)
+        probs, thresholds, stacked = self.decisions()
+        per_item = thresholds.astype(np.float64) if self.smooths else self.threshold
+        report = classification_report(probs, labels, self.class_names, per_item)
+        report["threshold"] = self.threshold
+        if self.smooths:
+            report.update(stack_threshold=self.stack_threshold, slice_window=self.slice_window)
+            report["n_stacked"] = int(stacked.sum())
+        preds = predict_labels(probs, per_item)
         losses = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))
         os.makedirs(self.output_dir, exist_ok=True)
-        self._write_predictions(probs, labels, preds, losses)
+        self._write_predictions(np.stack(self.probs), labels, preds, losses, probs[:, -1], stacked)
         plot_confusion_matrix(
             np.asarray(report["confusion_matrix"]), self.class_names, self._out("confusion_matrix.png")
         )
@@ -182,18 +233,22 @@ class ClassificationReportWriter(EpochCollector):
                 curves[name] = (fpr, tpr, report["per_class"][name]["auc"])
         return curves
 
-    def _write_predictions(self, probs, labels, preds, losses) -> None:
+    def _write_predictions(self, probs, labels, preds, losses, scores, stacked) -> None:
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["image", "label", "prediction", *[f"prob_{n}" for n in self.class_names], "loss"])
-        for path, y, p, pr, loss in zip(self.paths, labels, preds, probs, losses):
-            writer.writerow([path, self.class_names[y], self.class_names[p], *[f"{v:.6f}" for v in pr], f"{loss:.6f}"])
+        extra = [f"prob_{self.class_names[-1]}_stack"] if self.smooths else []
+        writer.writerow(["image", "label", "prediction", *[f"prob_{n}" for n in self.class_names], *extra, "loss"])
+        for i, (path, y, p, pr, loss) in enumerate(zip(self.paths, labels, preds, probs, losses)):
+            means = [f"{scores[i]:.6f}" if stacked[i] else ""] if self.smooths else []
+            row = [path, self.class_names[y], self.class_names[p], *[f"{v:.6f}" for v in pr], *means, f"{loss:.6f}"]
+            writer.writerow(row)
         write_text_atomic(buf.getvalue(), self._out("predictions.csv"))
 
     def _plot_worst(self, probs, labels, preds, losses) -> None:
         if self.n_worst <= 0:
             return
-        worst = sorted(self._worst, key=lambda e: (-e[0], e[1]))
+        worst = [e for e in self._worst if preds[e[1]] != labels[e[1]]]  # mistakes under the final decisions
+        worst = sorted(worst, key=lambda e: (-losses[e[1]], e[1]))[: self.n_worst]
         images = [e[2][self.display_channel] for e in worst]
         if worst and self.network is not None and self.cam_layer:
             import torch

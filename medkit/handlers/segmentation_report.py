@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay
-from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated, slice_order
+from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated, item_threshold, slice_order
 from medkit.io.atomic import write_json_atomic, write_table_atomic
 from medkit.metrics.classification import classification_report
 from medkit.metrics.plots import plot_image_grid
@@ -40,11 +40,15 @@ class SegmentationReportWriter(EpochCollector):
 
     Args:
         output_dir: folder for the report.
-        threshold: the gating classifier's decision threshold (only for the classification figures).
+        threshold: the gating classifier's decision threshold (only for the classification figures), where the
+            output has none of its own under ``threshold_key`` (``GatedInferer`` gives each item its threshold).
+        stack_threshold, slice_window: the gate's threshold of slices of a stack and its window (see
+            ``GatedInferer``), recorded in the report.
         n_worst: patients in the worst-cases grid.
         case_key: key of the case id in each item.
         path_key: key of the image path kept by the preprocessing.
         prob_key: engine output key of the classifier's tumour probability (see ``GatedInferer``).
+        threshold_key: engine output key of the threshold that probability was decided against.
         largest_component_3d: score each case's masks after keeping only their largest 26-connected component in
             slice order (``medkit.transforms.largest_component``), as ``SegmentationWriter`` writes them; when
             every slice of a case has a classifier probability (two-stage), a component's pixels count by it.
@@ -55,19 +59,25 @@ class SegmentationReportWriter(EpochCollector):
         self,
         output_dir: str,
         threshold: float | None = None,
+        stack_threshold: float | None = None,
+        slice_window: int = 1,
         n_worst: int = 8,
         case_key: str = "case",
         path_key: str = "image_path",
         prob_key: str = "tumour_probability",
+        threshold_key: str = "gate_threshold",
         largest_component_3d: bool = False,
         display_channel: int | None = None,
     ) -> None:
         self.output_dir = output_dir
         self.threshold = threshold
+        self.stack_threshold = stack_threshold
+        self.slice_window = int(slice_window)
         self.n_worst = n_worst
         self.case_key = case_key
         self.path_key = path_key
         self.prob_key = prob_key
+        self.threshold_key = threshold_key
         self.largest_component_3d = bool(largest_component_3d)
         self.display_channel = display_channel
         self.report: dict | None = None
@@ -88,6 +98,7 @@ class SegmentationReportWriter(EpochCollector):
             g, p = record["true_pixels"], record["pred_pixels"]
             if self.prob_key in out:
                 record["tumour_probability"] = float(_to_numpy(out[self.prob_key]).ravel()[0])
+                record["gate_threshold"] = item_threshold(out, self.threshold_key, self.threshold)
             self.records.append(record)
             if self.largest_component_3d:
                 self._masks.append((np.packbits(pred > 0.5), np.packbits(truth > 0.5), pred.shape))
@@ -135,14 +146,29 @@ class SegmentationReportWriter(EpochCollector):
         if all(p is not None for p in probs):
             p = np.asarray(probs, dtype=np.float64)
             labels = np.asarray([int(r["true_pixels"] > 0) for r in self.records])
-            cls = classification_report(np.stack([1 - p, p], axis=1), labels, ["no_tumour", "tumour"], self.threshold)
+            thresholds = [r.get("gate_threshold") for r in self.records]
+            per_item = None if any(t is None for t in thresholds) else np.asarray(thresholds, dtype=np.float64)
+            names = ["no_tumour", "tumour"]
+            cls = classification_report(np.stack([1 - p, p], axis=1), labels, names, per_item)
             report.update({k: cls[k] for k in CLASSIFICATION_KEYS})
             report["classification"] = {**cls, "threshold": self.threshold}
+            if self.stack_threshold is not None:
+                report["classification"].update(stack_threshold=self.stack_threshold, slice_window=self.slice_window)
         os.makedirs(self.output_dir, exist_ok=True)
         for r in self.records:
             counts = (r["intersection"], r["pred_pixels"], r["true_pixels"])
             r["dice"] = round(dice_from_counts(*counts), 6) if r["true_pixels"] else ""
-        columns = ["case", "slice", "image", "true_pixels", "pred_pixels", "intersection", "dice", "tumour_probability"]
+        columns = [
+            "case",
+            "slice",
+            "image",
+            "true_pixels",
+            "pred_pixels",
+            "intersection",
+            "dice",
+            "tumour_probability",
+            "gate_threshold",
+        ]
         write_table_atomic(self.records, columns, os.path.join(self.output_dir, "per_slice.csv"))
         self._plot_worst(report["per_case"])
         write_json_atomic(report, os.path.join(self.output_dir, "metrics.json"))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
-from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated, slice_order
+from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated, item_threshold, slice_order
 from medkit.io.atomic import atomic_path, write_table_atomic
 from medkit.transforms.segmentation import classifier_weights, largest_component
 
@@ -50,11 +50,13 @@ class SegmentationWriter(RowWriter):
         output_dir: folder for masks, overlays and volumes.
         output_file: the table; a relative name is placed in ``output_dir``.
         pixel_spacing: ``(row, column)`` spacing in mm, or one number for both; ``None`` when unknown.
-        threshold: the gating classifier's threshold (decides ``segmented``).
+        threshold: the gating classifier's threshold (decides ``segmented`` where the output has no threshold of
+            its own under ``threshold_key``, as ``GatedInferer`` gives each item).
         overlays: also write overlay PNGs.
         path_key: key of the input path kept by the preprocessing.
         case_key: key of the case (patient folder) of an input, set by ``inference_datalist(..., with_case=True)``.
         prob_key: engine output key of the classifier's tumour probability.
+        threshold_key: engine output key of the threshold that probability was decided against.
         pred_layout: ``"rc"`` when ``pred`` is ``(rows, columns)`` as medkit reads slices, ``"xy"`` when the
             post-processing turned it to MONAI's ``(x, y)`` order for MONAI Label
             (``segmentation_postprocessing(for_writers=True)``).
@@ -77,6 +79,7 @@ class SegmentationWriter(RowWriter):
         path_key: str = "image_path",
         case_key: str = "case",
         prob_key: str = "tumour_probability",
+        threshold_key: str = "gate_threshold",
         pred_layout: str = "rc",
         largest_component_3d: bool = False,
         display_channel: int | None = None,
@@ -98,6 +101,7 @@ class SegmentationWriter(RowWriter):
         self.path_key = path_key
         self.case_key = case_key
         self.prob_key = prob_key
+        self.threshold_key = threshold_key
         self.largest_component_3d = bool(largest_component_3d)
         self.display_channel = display_channel
         self.rows: list[dict] = []
@@ -132,8 +136,10 @@ class SegmentationWriter(RowWriter):
                 mask = mask.T
             prob = out.get(self.prob_key)
             if prob is not None:
-                row["tumour_probability"] = round(float(_to_numpy(prob).ravel()[0]), 6)
-                row["segmented"] = self.threshold is None or row["tumour_probability"] >= self.threshold
+                p = float(_to_numpy(prob).ravel()[0])
+                row["tumour_probability"] = round(p, 6)
+                threshold = item_threshold(out, self.threshold_key, self.threshold)
+                row["segmented"] = threshold is None or p >= threshold
             else:
                 row["segmented"] = True
             image = None

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["roc_curve", "roc_auc", "confusion_matrix", "classification_report", "predict_labels"]
+__all__ = [
+    "roc_curve",
+    "roc_auc",
+    "confusion_matrix",
+    "classification_report",
+    "predict_labels",
+    "slice_mean",
+    "stack_scores",
+]
 
 
 def _check(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,3 +165,66 @@ def threshold_for_recall(scores: Sequence[float], truth: Sequence[int], recall: 
     lowest_kept = positives[k - 1]
     below = scores_a[scores_a < lowest_kept]
     return float((lowest_kept + below.max()) / 2) if below.size else float(lowest_kept)
+
+
+def slice_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """Moving mean of one case's per-slice values (in slice order) over ``window`` slices centred on each slice;
+    the end slices are repeated beyond the ends, so every slice averages ``window`` values."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    window = int(window)
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be an odd number of slices >= 1, got {window}")
+    if window == 1 or values.size < 2:
+        return values.copy()
+    half = window // 2
+    padded = np.pad(values, half, mode="edge")
+    return np.convolve(padded, np.full(window, 1.0 / window), mode="valid")
+
+
+def stack_scores(
+    probs: Sequence[float],
+    cases: Sequence[str],
+    slices: Sequence[int | str],
+    threshold: float,
+    slice_window: int = 1,
+    stack_threshold: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decision score and threshold of each slice, with a patient's neighbouring slices taken into account.
+
+    A tumour spans consecutive slices, so a slice of a stack (a case with more than one slice) is scored by the
+    mean positive probability of the ``slice_window`` slices centred on it (``slice_mean``, slices ordered by
+    their number) and decided against ``stack_threshold``, a threshold tuned on such means. Lone slices (no case,
+    or the only slice of theirs) keep their own probability and ``threshold``; so does everything when
+    ``slice_window`` is 1 or there is no ``stack_threshold``.
+
+    Args:
+        probs: positive-class probability per slice, in any order.
+        cases: case (patient) of each slice; ``""`` for none.
+        slices: slice number of each slice (orders a case's slices; non-numbers keep the input order).
+        threshold: threshold of a lone slice's own probability.
+        slice_window: odd number of slices averaged.
+        stack_threshold: threshold of the mean over ``slice_window`` slices.
+
+    Returns:
+        ``(scores, thresholds, stacked)``: per slice its score, the threshold it is decided against, and whether
+        it was scored as part of a stack; a slice is positive when ``score >= threshold``.
+    """
+    scores = np.asarray(probs, dtype=np.float64).ravel().copy()
+    if not (len(cases) == len(slices) == scores.size):
+        raise ValueError(f"{scores.size} probabilities, {len(cases)} cases and {len(slices)} slice numbers")
+    thresholds = np.full(scores.size, float(threshold))
+    stacked = np.zeros(scores.size, dtype=bool)
+    if int(slice_window) == 1 or stack_threshold is None:
+        return scores, thresholds, stacked
+    groups: dict[str, list[int]] = {}
+    for i, case in enumerate(cases):
+        if case:
+            groups.setdefault(str(case), []).append(i)
+    for indices in groups.values():
+        if len(indices) < 2:
+            continue
+        indices.sort(key=lambda i: (int(slices[i]) if str(slices[i]).isdigit() else -1, i))
+        scores[indices] = slice_mean(scores[indices], slice_window)
+        thresholds[indices] = float(stack_threshold)
+        stacked[indices] = True
+    return scores, thresholds, stacked

@@ -43,6 +43,9 @@ def test_threshold_tool_writes_the_bundle_threshold(pair):
     assert "recall 1.0000" in result.output
     meta = json.load(open(os.path.join(pair["cls"], "configs", "metadata.json")))
     assert 0.0 <= meta["medkit"]["threshold"] <= 1.0
+    # the bundle averages 7 neighbouring slices of a patient's stack: that mean gets its own threshold
+    assert meta["medkit"]["slice_window"] == 7 and "stack threshold" in result.output
+    assert 0.0 <= meta["medkit"]["stack_threshold"] <= 1.0
 
 
 def test_two_stage_evaluation_reports_both_stages(pair, tmp_path):
@@ -56,6 +59,11 @@ def test_two_stage_evaluation_reports_both_stages(pair, tmp_path):
     assert (tmp_path / "two" / "worst_cases.png").stat().st_size > 0
     rows = list(csv.DictReader((tmp_path / "two" / "per_slice.csv").open()))
     assert len(rows) == 48 and all(r["tumour_probability"] for r in rows)
+    stack_threshold = json.load(open(os.path.join(pair["cls"], "configs", "metadata.json")))["medkit"][
+        "stack_threshold"
+    ]
+    assert all(float(r["gate_threshold"]) == pytest.approx(stack_threshold) for r in rows)  # stacks of 8 slices
+    assert metrics["classification"]["slice_window"] == 7
 
     result = runner.invoke(
         cli, ["evaluate", pair["seg"], pair["data"], "--out", str(tmp_path / "one"), "--no-classifier"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from ignite.engine import Engine
 from monai.engines.utils import IterationEvents
@@ -56,3 +57,78 @@ def test_without_gate_everything_is_segmented_and_probabilities_reach_the_output
     inferer.attach(engine)
     engine.run([x], max_epochs=1)
     assert engine.state.output["tumour_probability"].shape == (3,)
+
+
+def _stack_batches():
+    """Case P: a tumour over slices 1-5 that the classifier misses on slice 3; case Q: one bright slice (2) among
+    dark ones; and a lone image without a case. Slices arrive out of order, two per batch."""
+    items = [("P", n, v) for n, v in zip(range(1, 6), (0.9, 0.9, 0.1, 0.9, 0.9))]
+    items += [("Q", n, v) for n, v in zip(range(1, 5), (0.1, 0.9, 0.1, 0.1))]
+    order = [2, 0, 4, 1, 3, 8, 6, 5, 7]
+    items = [items[i] for i in order] + [("", "", 0.1)]
+    batches = []
+    for i in range(0, len(items), 2):
+        chunk = items[i : i + 2]
+        batches.append(
+            {
+                "image": torch.stack([torch.full((3, 8, 8), v) for _, _, v in chunk]),
+                "case": [c for c, _, _ in chunk],
+                "slice": [str(n) for _, n, _ in chunk],
+                "error": ["" for _ in chunk],
+            }
+        )
+    return batches
+
+
+def _run(inferer, batches):
+    seg = _CountingSegmenter()
+    decided = {}
+
+    def step(engine, batch):
+        engine.state.output = {"pred": inferer(batch["image"], seg)}
+        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        for case, n, pred, p, t in zip(
+            batch["case"],
+            batch["slice"],
+            engine.state.output["pred"],
+            engine.state.output["tumour_probability"],
+            engine.state.output["gate_threshold"],
+        ):
+            decided[(case, n)] = (bool((pred > 0).all()), float(p), float(t))
+        return engine.state.output
+
+    engine = Engine(step)
+    engine.register_events(*IterationEvents)
+    inferer.attach(engine)
+    engine.run(batches, max_epochs=1)
+    return decided, seg.seen
+
+
+def test_slices_of_a_stack_are_gated_on_the_mean_of_their_neighbours():
+    gate = _FixedClassifier()
+    smoothed = GatedInferer(SimpleInferer(), gate=gate, threshold=0.5, slice_window=3, stack_threshold=0.5)
+    decided, seen = _run(smoothed, _stack_batches())
+    p = {k: torch.softmax(gate(torch.full((1, 3, 8, 8), v)), 1)[0, 1].item() for k, v in (("hi", 0.9), ("lo", 0.1))}
+    # P3: (P2 + P3 + P4) / 3, two bright neighbours lift it over 0.5; P1 averages itself twice with P2
+    assert decided[("P", "3")] == (True, pytest.approx((2 * p["hi"] + p["lo"]) / 3, abs=1e-5), 0.5)
+    assert decided[("P", "1")][0] and decided[("P", "1")][1] == pytest.approx(p["hi"], abs=1e-5)
+    # Q2: one bright slice between dark ones falls to a third
+    assert decided[("Q", "2")] == (False, pytest.approx((p["hi"] + 2 * p["lo"]) / 3, abs=1e-5), 0.5)
+    assert decided[("", "")] == (False, pytest.approx(p["lo"], abs=1e-5), 0.5)  # lone: its own probability
+    assert [k for k, d in decided.items() if d[0]] == [("P", "3"), ("P", "1"), ("P", "5"), ("P", "2"), ("P", "4")]
+    assert seen == 5
+
+    plain, _ = _run(GatedInferer(SimpleInferer(), gate=gate, threshold=0.5), _stack_batches())
+    assert not plain[("P", "3")][0] and plain[("Q", "2")][0]
+
+
+def test_stack_threshold_is_used_for_stacks_and_threshold_for_lone_slices():
+    gate = _FixedClassifier()
+    inferer = GatedInferer(SimpleInferer(), gate=gate, threshold=1e-9, slice_window=3, stack_threshold=0.99)
+    decided, _ = _run(inferer, _stack_batches())
+    assert decided[("", "")][0] and decided[("", "")][2] == pytest.approx(1e-9)
+    stacked = {k: d for k, d in decided.items() if k[0]}
+    assert all(d[0] == (d[1] >= 0.99) for d in stacked.values()) and not stacked[("P", "3")][0]
+    assert all(d[2] == pytest.approx(0.99) for d in stacked.values())
+    with pytest.raises(ValueError, match="odd"):
+        GatedInferer(SimpleInferer(), gate=gate, slice_window=4, stack_threshold=0.5)

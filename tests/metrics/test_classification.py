@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medkit.metrics.classification import classification_report, confusion_matrix, roc_auc, roc_curve
+from medkit.metrics.classification import (
+    classification_report,
+    confusion_matrix,
+    roc_auc,
+    roc_curve,
+    slice_mean,
+    stack_scores,
+)
 
 
 def test_auc_hand_computed():
@@ -56,3 +63,31 @@ def test_bad_shapes_raise():
         classification_report(np.zeros((3, 3)), [0, 1, 0], ["a", "b"])
     with pytest.raises(ValueError, match="labels"):
         classification_report(np.zeros((2, 2)), [0, 1, 1], ["a", "b"])
+
+
+def test_slice_mean_hand_computed_with_the_ends_repeated():
+    np.testing.assert_allclose(slice_mean([0, 0, 0.9, 0, 0], 3), [0, 0.3, 0.3, 0.3, 0])
+    np.testing.assert_allclose(slice_mean([1, 0, 0], 3), [2 / 3, 1 / 3, 0])
+    np.testing.assert_allclose(slice_mean([1, 0, 0, 0], 5), [3 / 5, 2 / 5, 1 / 5, 0])  # 1,1,1,0,0 / 1,1,0,0,0 ...
+    np.testing.assert_allclose(slice_mean([0.2, 0.4], 1), [0.2, 0.4])
+    np.testing.assert_allclose(slice_mean([0.7], 7), [0.7])
+    for bad in (0, 2, -3):
+        with pytest.raises(ValueError, match="odd"):
+            slice_mean([0.1, 0.2], bad)
+
+
+def test_stack_scores_orders_each_case_by_slice_and_leaves_lone_slices_alone():
+    probs = [0.9, 0.0, 0.3, 0.6, 0.5, 0.8]
+    cases = ["A", "A", "A", "", "B", "C"]
+    slices = ["3", "1", "2", "", "1", "10"]  # A in slice order: 0.0, 0.3, 0.9
+    scores, thresholds, stacked = stack_scores(probs, cases, slices, 0.2, slice_window=3, stack_threshold=0.35)
+    np.testing.assert_allclose(scores, [(0.3 + 0.9 + 0.9) / 3, (0.0 + 0.0 + 0.3) / 3, 0.4, 0.6, 0.5, 0.8])
+    np.testing.assert_allclose(thresholds, [0.35, 0.35, 0.35, 0.2, 0.2, 0.2])
+    assert stacked.tolist() == [True, True, True, False, False, False]
+    assert ((scores >= thresholds).tolist()) == [True, False, True, True, True, True]
+
+    plain, same, none = stack_scores(probs, cases, slices, 0.2, slice_window=3, stack_threshold=None)
+    np.testing.assert_allclose(plain, probs)
+    assert (same == 0.2).all() and not none.any()
+    with pytest.raises(ValueError, match="6 probabilities"):
+        stack_scores(probs, cases[:2], slices, 0.2)

@@ -62,6 +62,10 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
     segmenter = json.loads((seg / "summary.json").read_text())
     assert [f["test_patients"] for f in classifier["per_fold"]] == [f["test_patients"] for f in segmenter["per_fold"]]
     assert classifier["n_slices"] == 48 and 0 <= classifier["auc"] <= 1 and classifier["sensitivity"] >= 0.95
+    stack = classifier["stack"]  # each slice scored by the mean of the bundle's 7-slice window too
+    assert stack["slice_window"] == classifier["slice_window"] == 7 and stack["n_slices"] == 48
+    assert stack["sensitivity"] >= 0.95 and stack["stack_threshold"] == classifier["stack_threshold"]
+    assert set(stack["nested_threshold"]) == {"accuracy", "sensitivity", "specificity"}
     for k in range(2):
         result = json.loads((cls / f"fold_{k}" / "result.json").read_text())
         assert result["overrides"]["pretrained"] == str(seg / f"fold_{k}" / "models" / "model.pt")
@@ -70,6 +74,7 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
     study = json.loads((seg / "study.json").read_text())
     assert {"gated", "gated+largest_3d", "gated+largest_3d_unweighted", "tta+gated+largest_3d"} <= set(study)
     assert study["gate"]["threshold"] == classifier["threshold"]
+    assert study["gate"]["stack_threshold"] == classifier["stack_threshold"] and study["gate"]["slice_window"] == 7
     two_stage = segmenter["two_stage"]  # the study's gating is the summary's two-stage figure
     assert study["gated"]["dice_patient_mean"] == pytest.approx(two_stage["dice_patient_mean"])
     assert study["gated"]["slice_detection"]["confusion_matrix"] == two_stage["slice_detection"]["confusion_matrix"]

@@ -70,6 +70,7 @@ def command(bundle: str, data_root: str, recall: float | None, split: str, write
     window = report_writer.slice_window
     if window > 1:  # slices of a stack are decided on the mean of their neighbourhood: its own threshold
         cases, slices = report_writer.cases, report_writer.slices
+        # the means alone are needed here: any stack threshold (1.0) makes stack_scores compute them
         scores, _, stacked = stack_scores(probs[:, 1], cases, slices, chosen["threshold"], window, 1.0)
         if stacked.any() and labels[stacked].any():
             chosen["stack_threshold"] = floor6(threshold_for_recall(scores[stacked], labels[stacked], target))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +13,8 @@ from monai.inferers import Inferer
 from torch import nn
 
 from medkit.metrics.classification import stack_scores
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["GatedInferer"]
 
@@ -173,6 +176,10 @@ class GatedInferer(Inferer):
             )
             for i in np.flatnonzero(stacked):
                 self._stack[(cases[i], slices[i])] = (float(scores[i]), float(thresholds[i]))
+        n_cases = len({case for case, _ in self._stack})
+        logger.info(
+            "gate: %d slices of %d stacks scored on %d-slice means", len(self._stack), n_cases, self.slice_window
+        )
         return self._stack
 
     def _select(self, engine) -> None:

@@ -17,8 +17,8 @@ def test_train_step_benchmark_times_both_precisions(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(out.read_text())
-    # the bundle's own input shape (2.5D: three channels, 128x128 patches), the batch asked for
-    assert figures["input"] == [2, 3, 128, 128] and figures["bundle"] == "brain_mri_segmentation"
+    # the bundle's own input shape (2.5D: three channels, whole 256x256 slices since release 0.5.0), the batch asked for
+    assert figures["input"] == [2, 3, 256, 256] and figures["bundle"] == "brain_mri_segmentation"
     for name in ("float32", "bfloat16", "float32 channels-last", "bfloat16 channels-last"):
         assert figures[name] > 0
     assert figures["bf16_speedup"] == round(figures["float32"] / figures["bfloat16"], 2)
@@ -33,5 +33,5 @@ def test_train_step_benchmark_takes_the_batch_from_train_json():
     bundle = os.path.join(REPO, "bundles", "brain_mri_segmentation")
     with open(os.path.join(bundle, "configs", "train.json")) as f:
         batch = json.load(f)["batch_size"]
-    assert mod.training_shape(bundle, None) == (batch, 3, 128, 128)
+    assert mod.training_shape(bundle, None) == (batch, 3, 256, 256)
     assert mod.training_shape(bundle, 4)[0] == 4

@@ -164,7 +164,7 @@ def pooled_classification(out: str, folds: int, recall: float, slice_window: int
     folds alone (the threshold then sees none of the slices it decides)."""
     import numpy as np
 
-    from medkit.metrics.classification import classification_report, stack_scores, threshold_for_recall
+    from medkit.metrics.classification import classification_report, stack_means, threshold_for_recall
 
     rows = _rows(out, folds, "predictions.csv")
     names = ["no_tumour", "tumour"]
@@ -193,7 +193,7 @@ def pooled_classification(out: str, folds: int, recall: float, slice_window: int
         items = _held_out_items(out, folds)
         cases = [items[r["image"]]["case"] for r in rows]
         slices = [items[r["image"]]["slice"] for r in rows]
-        scores, _, stacked = stack_scores(p, cases, slices, summary["threshold"], slice_window, 1.0)
+        scores, stacked = stack_means(p, cases, slices, slice_window)
         stack = figures(scores[stacked], labels[stacked], fold[stacked])
         stack["stack_threshold"] = stack.pop("threshold")
         summary["stack"] = {"slice_window": slice_window, **stack}

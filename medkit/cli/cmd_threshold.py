@@ -48,7 +48,7 @@ def command(bundle: str, data_root: str, recall: float | None, split: str, write
     from medkit.bundle import create_workflow, load_metadata, task_type
     from medkit.errors import MedkitError
     from medkit.io.atomic import write_json_atomic
-    from medkit.metrics.classification import classification_report, stack_scores, threshold_for_recall
+    from medkit.metrics.classification import classification_report, stack_means, threshold_for_recall
 
     if task_type(bundle) != "classification":
         raise MedkitError(f"{bundle}: not a classification bundle; thresholds are tuned on classifiers")
@@ -70,8 +70,7 @@ def command(bundle: str, data_root: str, recall: float | None, split: str, write
     window = report_writer.slice_window
     if window > 1:  # slices of a stack are decided on the mean of their neighbourhood: its own threshold
         cases, slices = report_writer.cases, report_writer.slices
-        # the means alone are needed here: any stack threshold (1.0) makes stack_scores compute them
-        scores, _, stacked = stack_scores(probs[:, 1], cases, slices, chosen["threshold"], window, 1.0)
+        scores, stacked = stack_means(probs[:, 1], cases, slices, window)
         if stacked.any() and labels[stacked].any():
             chosen["stack_threshold"] = floor6(threshold_for_recall(scores[stacked], labels[stacked], target))
             p = scores[stacked]

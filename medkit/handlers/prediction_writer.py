@@ -10,7 +10,7 @@ import numpy as np
 
 from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated
 from medkit.io.atomic import write_table_atomic
-from medkit.metrics.classification import predict_labels, stack_scores
+from medkit.metrics.classification import averages_stacks, predict_labels, stack_scores
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -62,7 +62,7 @@ class PredictionWriter(RowWriter):
     @property
     def smooths(self) -> bool:
         """Whether slices of a stack are labelled on the mean over neighbouring slices."""
-        return len(self.class_names) == 2 and self.slice_window > 1 and self.stack_threshold is not None
+        return len(self.class_names) == 2 and averages_stacks(self.slice_window, self.stack_threshold)
 
     def _reset(self, engine: Engine | None = None) -> None:
         self.rows.clear()

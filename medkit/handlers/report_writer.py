@@ -14,7 +14,13 @@ import numpy as np
 
 from medkit.explain.gradcam import gradcam_maps
 from medkit.io.atomic import write_json_atomic, write_text_atomic
-from medkit.metrics.classification import classification_report, predict_labels, roc_curve, stack_scores
+from medkit.metrics.classification import (
+    averages_stacks,
+    classification_report,
+    predict_labels,
+    roc_curve,
+    stack_scores,
+)
 from medkit.metrics.plots import plot_confusion_matrix, plot_image_grid, plot_roc
 
 if TYPE_CHECKING:
@@ -66,11 +72,6 @@ class RowWriter(EpochCollector):
     def n_failed(self) -> int:
         """Inputs that could not be read."""
         return sum(1 for r in self.rows if r["error"])
-
-
-def slice_order(value, fallback: int) -> int:
-    """An item's slice number for ordering a case's slices; ``fallback`` (e.g. its arrival index) when it has none."""
-    return int(value) if str(value).isdigit() else fallback
 
 
 def item_threshold(out: dict, key: str, default: float | None) -> float | None:
@@ -144,16 +145,15 @@ class ClassificationReportWriter(EpochCollector):
     @property
     def smooths(self) -> bool:
         """Whether slices of a stack are decided on the mean over neighbouring slices."""
-        return len(self.class_names) == 2 and self.slice_window > 1 and self.stack_threshold is not None
+        return len(self.class_names) == 2 and averages_stacks(self.slice_window, self.stack_threshold)
 
-    def decisions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(probs, thresholds, stacked)`` the collected items are decided on: ``probs`` ``(N, C)`` with a
-        stack's slices given their mean positive probability (when ``smooths``), each item's threshold (``None``
-        entries: argmax) and whether it was scored as part of a stack."""
+    def decisions(self) -> tuple[np.ndarray, np.ndarray | float | None, np.ndarray]:
+        """``(probs, threshold, stacked)`` the collected items are decided on: ``probs`` ``(N, C)`` with a stack's
+        slices given their mean positive probability (when ``smooths``), the threshold (per item when
+        ``smooths``; ``None``: argmax) and whether each item was scored as part of a stack."""
         probs = np.stack(self.probs)
-        n = len(probs)
         if not self.smooths:
-            return probs, np.full(n, self.threshold, dtype=object), np.zeros(n, dtype=bool)
+            return probs, self.threshold, np.zeros(len(probs), dtype=bool)
         threshold = 0.5 if self.threshold is None else self.threshold
         scores, thresholds, stacked = stack_scores(
             probs[:, 1], self.cases, self.slices, threshold, self.slice_window, self.stack_threshold
@@ -192,8 +192,7 @@ class ClassificationReportWriter(EpochCollector):
         if not self.probs:
             raise RuntimeError("no predictions were collected; is the data list empty?")
         labels = np.asarray(self.labels)
-        probs, thresholds, stacked = self.decisions()
-        per_item = thresholds.astype(np.float64) if self.smooths else self.threshold
+        probs, per_item, stacked = self.decisions()
         report = classification_report(probs, labels, self.class_names, per_item)
         report["threshold"] = self.threshold
         if self.smooths:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay
-from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated, item_threshold, slice_order
+from medkit.handlers.report_writer import EpochCollector, _to_numpy, decollated, item_threshold
 from medkit.io.atomic import write_json_atomic, write_table_atomic
-from medkit.metrics.classification import classification_report
+from medkit.metrics.classification import classification_report, slice_order
 from medkit.metrics.plots import plot_image_grid
 from medkit.metrics.segmentation import dice_from_counts, segmentation_report, slice_record
 from medkit.transforms.segmentation import classifier_weights, largest_component

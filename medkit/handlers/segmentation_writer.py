@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
-from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated, item_threshold, slice_order
+from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated, item_threshold
 from medkit.io.atomic import atomic_path, write_table_atomic
+from medkit.metrics.classification import slice_order
 from medkit.transforms.segmentation import classifier_weights, largest_component
 
 if TYPE_CHECKING:

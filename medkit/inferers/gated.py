@@ -12,7 +12,7 @@ from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer
 from torch import nn
 
-from medkit.metrics.classification import stack_scores
+from medkit.metrics.classification import averages_stacks, stack_scores
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class GatedInferer(Inferer):
     @property
     def smooths(self) -> bool:
         """Whether slices of a stack are gated on the mean over neighbouring slices."""
-        return self.gate is not None and self.slice_window > 1 and self.stack_threshold is not None
+        return self.gate is not None and averages_stacks(self.slice_window, self.stack_threshold)
 
     @torch.no_grad()
     def probability(self, inputs: torch.Tensor) -> torch.Tensor:

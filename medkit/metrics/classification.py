@@ -13,6 +13,8 @@ __all__ = [
     "classification_report",
     "predict_labels",
     "slice_mean",
+    "slice_order",
+    "stack_means",
     "stack_scores",
 ]
 
@@ -181,6 +183,39 @@ def slice_mean(values: Sequence[float], window: int) -> np.ndarray:
     return np.convolve(padded, np.full(window, 1.0 / window), mode="valid")
 
 
+def slice_order(value, fallback: int) -> int:
+    """An item's slice number for ordering a case's slices; ``fallback`` (e.g. its arrival index) when it has none."""
+    return int(value) if str(value).isdigit() else fallback
+
+
+def averages_stacks(slice_window: int, stack_threshold: float | None) -> bool:
+    """Whether slices of a stack are decided on the mean over ``slice_window`` slices (see ``stack_scores``)."""
+    return int(slice_window) > 1 and stack_threshold is not None
+
+
+def stack_means(
+    probs: Sequence[float], cases: Sequence[str], slices: Sequence[int | str], slice_window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(means, stacked)``: each slice of a stack (a case with more than one slice) gets the mean of the
+    ``slice_window`` slices centred on it (``slice_mean``, its case's slices ordered by number; non-numbers keep the
+    input order), other slices their own value; ``stacked`` marks the former."""
+    means = np.asarray(probs, dtype=np.float64).ravel().copy()
+    if not (len(cases) == len(slices) == means.size):
+        raise ValueError(f"{means.size} probabilities, {len(cases)} cases and {len(slices)} slice numbers")
+    stacked = np.zeros(means.size, dtype=bool)
+    groups: dict[str, list[int]] = {}
+    for i, case in enumerate(cases):
+        if case:
+            groups.setdefault(str(case), []).append(i)
+    for indices in groups.values():
+        if len(indices) < 2:
+            continue
+        indices.sort(key=lambda i: (slice_order(slices[i], -1), i))
+        means[indices] = slice_mean(means[indices], slice_window)
+        stacked[indices] = True
+    return means, stacked
+
+
 def stack_scores(
     probs: Sequence[float],
     cases: Sequence[str],
@@ -192,10 +227,10 @@ def stack_scores(
     """The decision score and threshold of each slice, with a patient's neighbouring slices taken into account.
 
     A tumour spans consecutive slices, so a slice of a stack (a case with more than one slice) is scored by the
-    mean positive probability of the ``slice_window`` slices centred on it (``slice_mean``, slices ordered by
-    their number) and decided against ``stack_threshold``, a threshold tuned on such means. Lone slices (no case,
-    or the only slice of theirs) keep their own probability and ``threshold``; so does everything when
-    ``slice_window`` is 1 or there is no ``stack_threshold``.
+    mean positive probability of the ``slice_window`` slices centred on it (``stack_means``) and decided against
+    ``stack_threshold``, a threshold tuned on such means. Lone slices (no case, or the only slice of theirs) keep
+    their own probability and ``threshold``; so does everything when ``slice_window`` is 1 or there is no
+    ``stack_threshold``.
 
     Args:
         probs: positive-class probability per slice, in any order.
@@ -209,22 +244,9 @@ def stack_scores(
         ``(scores, thresholds, stacked)``: per slice its score, the threshold it is decided against, and whether
         it was scored as part of a stack; a slice is positive when ``score >= threshold``.
     """
-    scores = np.asarray(probs, dtype=np.float64).ravel().copy()
-    if not (len(cases) == len(slices) == scores.size):
-        raise ValueError(f"{scores.size} probabilities, {len(cases)} cases and {len(slices)} slice numbers")
-    thresholds = np.full(scores.size, float(threshold))
-    stacked = np.zeros(scores.size, dtype=bool)
-    if int(slice_window) == 1 or stack_threshold is None:
-        return scores, thresholds, stacked
-    groups: dict[str, list[int]] = {}
-    for i, case in enumerate(cases):
-        if case:
-            groups.setdefault(str(case), []).append(i)
-    for indices in groups.values():
-        if len(indices) < 2:
-            continue
-        indices.sort(key=lambda i: (int(slices[i]) if str(slices[i]).isdigit() else -1, i))
-        scores[indices] = slice_mean(scores[indices], slice_window)
-        thresholds[indices] = float(stack_threshold)
-        stacked[indices] = True
-    return scores, thresholds, stacked
+    averaged = averages_stacks(slice_window, stack_threshold)
+    scores, stacked = stack_means(probs, cases, slices, slice_window if averaged else 1)
+    if not averaged:
+        stacked[:] = False
+        return scores, np.full(scores.size, float(threshold)), stacked
+    return scores, np.where(stacked, float(stack_threshold), float(threshold)), stacked

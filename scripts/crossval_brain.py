@@ -10,9 +10,10 @@ pooled into one report (``medkit.metrics.segmentation_report``): mean per-patien
 slice Dice, slice detection.
 
 ``--study`` then measures options that need no training on the folds' held-out predictions (written to
-``study.json``): flip test-time augmentation (the mean logit over the slice and its three flips) and keeping
-only the largest 3D connected component of each patient's stacked mask (a lower-grade glioma is one lesion; false
-positives along bright cortex are small islands elsewhere in the volume), alone and together.
+``study.json``): flip test-time augmentation (the mean logit over the slice and its three flips), filling the holes
+of each slice's mask (the set's masks are solid) and keeping only the largest 3D connected component of each
+patient's stacked mask (a lower-grade glioma is one lesion; false positives along bright cortex are small islands
+elsewhere in the volume), alone and together.
 
 ``--bundle bundles/brain_mri_classification --pretrained-from CV_DIR`` cross-validates the slice classifier the
 same way, each fold fine-tuned from that fold's segmenter of an earlier run (the folds are the same): the pooled
@@ -290,24 +291,27 @@ def fold_probabilities(bundle: str, out: str, fold: int, overrides: dict) -> dic
 def study(args: argparse.Namespace) -> dict:
     """Per-patient Dice and slice detection of the pooled held-out folds under each combination of the options:
     ``tta``, ``gated`` (with ``--gate``: slices the held-out classifier puts below its threshold get an empty mask,
-    as ``GatedInferer`` does) and ``largest_3d`` (applied last, as the writers do: with ``gated`` a component's
-    pixels count by their slice's classifier probability; ``..._unweighted``: the same with pixels counted alike);
-    ``plain`` is none of them."""
+    as ``GatedInferer`` does), ``fill_holes`` (each slice's mask with its enclosed background filled) and
+    ``largest_3d`` (applied last, as the writers do: with ``gated`` a component's pixels count by their slice's
+    classifier probability; ``..._unweighted``: the same with pixels counted alike); ``plain`` is none of them."""
     import itertools
 
     import numpy as np
+    from scipy import ndimage
 
     from medkit.metrics.segmentation import segmentation_report, slice_record
     from medkit.transforms.segmentation import largest_component
 
     out = os.path.abspath(args.out)
     decision, settings = held_out_gate(args.gate, args.folds) if args.gate else ({}, {})
-    options = [(False, True), (False, True) if args.gate else (False,), (False, True)]
+    options = [(False, True), (False, True) if args.gate else (False,), (False, True), (False, True)]
     records: dict[str, list] = defaultdict(list)
     for k in range(args.folds):
         for case, c in fold_probabilities(args.bundle, out, k, parse_set(args.set)).items():
-            for tta, gated, largest in itertools.product(*options):
+            for tta, gated, largest, filled in itertools.product(*options):
                 mask = c["tta" if tta else "plain"] >= 0.5
+                if filled:  # per slice, as the bundle's post-processing does before the 3D component
+                    mask = np.stack([ndimage.binary_fill_holes(s) for s in mask]).reshape(mask.shape)
                 weights = np.array([decision[p][0] for p in c["paths"]]) if gated else None
                 if gated:
                     thresholds = np.array([decision[p][1] for p in c["paths"]])
@@ -317,7 +321,8 @@ def study(args: argparse.Namespace) -> dict:
                     variants = {"": largest_component(mask, weights)}
                     if gated:  # and the same component chosen by pixel count alone (releases up to 0.4.0)
                         variants["_unweighted"] = largest_component(mask)
-                name = "+".join(n for n, on in (("tta", tta), ("gated", gated), ("largest_3d", largest)) if on)
+                named = (("tta", tta), ("gated", gated), ("largest_3d", largest), ("fill_holes", filled))
+                name = "+".join(n for n, on in named if on)
                 for suffix, m in variants.items():
                     records[(name or "plain") + suffix] += [
                         slice_record(m[i], c["truth"][i], case) for i in range(len(m))

@@ -13,6 +13,7 @@ from monai.transforms import (
     CastToTyped,
     Compose,
     EnsureTyped,
+    FillHolesd,
     MapTransform,
     SqueezeDimd,
     Transposed,
@@ -104,12 +105,16 @@ def classifier_weights(probabilities: Sequence[float | None]) -> np.ndarray | No
     return np.asarray(probabilities, dtype=np.float64)
 
 
-def segmentation_postprocessing(threshold: float = 0.5, for_writers: bool = False, min_size: int = 0) -> Compose:
+def segmentation_postprocessing(
+    threshold: float = 0.5, for_writers: bool = False, min_size: int = 0, fill_holes: bool = False
+) -> Compose:
     """Sigmoid the one-channel logits in ``pred`` and binarise them at ``threshold`` (``pred`` becomes 0/1).
 
     Args:
         threshold: probability above which a pixel is foreground.
         min_size: remove foreground islands of fewer pixels than this (8-connected, per slice; 0 keeps all).
+        fill_holes: fill background enclosed by foreground in each slice (``FillHolesd``; a hole is background
+            that no 4-connected path joins to the border, as ``scipy.ndimage.binary_fill_holes`` decides).
         for_writers: also shape ``pred`` the way MONAI's image writers (and MONAI Label's) expect a 2D label:
             no channel axis, MONAI's ``(x, y)`` axis order (medkit reads slices as ``(rows, columns)``), uint8.
             ``medkit.handlers.SegmentationWriter(pred_layout="xy")`` reads it back.
@@ -123,6 +128,8 @@ def segmentation_postprocessing(threshold: float = 0.5, for_writers: bool = Fals
     ]
     if int(min_size):  # RemoveSmallIslandsd rejects a negative size
         transforms.append(RemoveSmallIslandsd(keys="pred", min_size=int(min_size)))
+    if fill_holes:
+        transforms.append(FillHolesd(keys="pred", connectivity=1))
     if for_writers:
         transforms += [
             SqueezeDimd(keys="pred", dim=0),

@@ -118,6 +118,28 @@ def test_channels_last_switch_lays_out_the_training_network_and_its_weights_load
 
 
 @pytest.mark.parametrize("name", ["evaluate.json", "inference.json"])
+def test_fill_holes_switch_reaches_the_segmenter_postprocessing(name):
+    """``fill_holes`` (metadata ``medkit.fill_holes``, overridable) adds ``FillHolesd`` to the post-processing of
+    evaluation and inference; training and its validation stay plain."""
+    from monai.bundle import ConfigParser
+    from monai.transforms import FillHolesd
+
+    bundle = "brain_mri_segmentation"
+    assert _load(bundle, "metadata.json")["medkit"]["fill_holes"] is True
+    for on in (None, False):
+        parser = ConfigParser()
+        parser.read_meta(os.path.join(BUNDLES, bundle, "configs", "metadata.json"))
+        parser.read_config(os.path.join(BUNDLES, bundle, "configs", name))
+        parser.update({"bundle_root": os.path.join(BUNDLES, bundle), "device": "cpu"})
+        if on is not None:
+            parser["fill_holes"] = on
+        transforms = parser.get_parsed_content("postprocessing").transforms
+        assert any(isinstance(t, FillHolesd) for t in transforms) is (on is None)
+    train = _load(bundle, "train.json")["postprocessing"]
+    assert "fill_holes" not in train
+
+
+@pytest.mark.parametrize("name", ["evaluate.json", "inference.json"])
 def test_flip_tta_switch_wraps_the_segmenter_sliding_window(name):
     """The segmenter's ``flip_tta`` (metadata ``medkit.flip_tta``, overridable) puts ``FlipTTAInferer`` around the
     sliding window inside the classifier gate; off, the gate runs the sliding window itself."""

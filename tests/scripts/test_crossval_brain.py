@@ -18,7 +18,7 @@ def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg
     cmd = [sys.executable, SCRIPT, "--data", synthetic_lgg, "--out", str(out), "--folds", "2", "--epochs", "4"]
     # the folds' own evaluation per slice and without flips, so that it equals the study's plain variant
     cmd += ["--study", "--set", "num_workers=0", "--set", "learning_rate=0.01", "--set", "largest_component_3d=false"]
-    cmd += ["--set", "flip_tta=false"]
+    cmd += ["--set", "flip_tta=false", "--set", "fill_holes=false"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -31,7 +31,8 @@ def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg
         assert trained and not trained & set(summary["per_fold"][k]["test_patients"])
         assert (out / f"fold_{k}" / "models" / "model.pt").is_file()
     study = json.loads((out / "study.json").read_text())
-    assert set(study) == {"plain", "tta", "largest_3d", "tta+largest_3d"}
+    plain = {"plain", "tta", "largest_3d", "tta+largest_3d"}
+    assert set(study) == plain | {f"{name}+fill_holes".replace("plain+", "") for name in plain}
     assert len(study["plain"]["per_case"]) == 6
     assert summary["dice_patient_mean"] > 0  # 4 epochs learn something of the synthetic tumours
     # the plain variant recomputes the evaluation the folds reported: same per-patient Dice
@@ -41,7 +42,7 @@ def test_crossval_tests_every_patient_once_and_studies_the_options(synthetic_lgg
 def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lgg, tmp_path):
     seg, cls = tmp_path / "seg", tmp_path / "cls"
     base = [sys.executable, SCRIPT, "--data", synthetic_lgg, "--folds", "2", "--set", "num_workers=0"]
-    base += ["--set", "largest_component_3d=false", "--set", "flip_tta=false"]
+    base += ["--set", "largest_component_3d=false", "--set", "flip_tta=false", "--set", "fill_holes=false"]
     for cmd in (
         [*base, "--out", str(seg), "--epochs", "2", "--all"],
         [

@@ -20,6 +20,25 @@ def test_small_islands_are_removed_and_large_ones_kept():
     assert int(segmentation_postprocessing()({"pred": logits})["pred"].sum()) == 19  # 0 keeps everything
 
 
+def test_fill_holes_fills_enclosed_background_only():
+    logits = torch.full((1, 10, 10), -10.0)
+    logits[0, 1:6, 1:6] = 10.0
+    logits[0, 2:4, 2:4] = -10.0  # a 4-pixel hole inside a 25-pixel square
+    logits[0, 7:10, 6:9] = 10.0
+    logits[0, 8:10, 7] = -10.0  # a notch open to the border: not a hole
+    logits[0, 5, 5] = -10.0  # a dent at the square's corner, open to the outside
+    plain = segmentation_postprocessing()({"pred": logits})["pred"]
+    filled = segmentation_postprocessing(fill_holes=True)({"pred": logits})["pred"]
+    assert int(plain.sum()) == 20 + 7 and int(filled.sum()) == 24 + 7
+    assert filled[0, 2:4, 2:4].all() and not filled[0, 5, 5] and not filled[0, 8:10, 7].any()
+    diagonal = torch.full((1, 5, 5), -10.0)
+    diagonal[0, 1:4, 1:4] = 10.0
+    diagonal[0, 2, 2] = -10.0  # enclosed on four sides, open at no side: a hole even though corners are gaps
+    diagonal[0, 1, 1] = diagonal[0, 3, 3] = -10.0
+    written = np.asarray(segmentation_postprocessing(fill_holes=True, for_writers=True)({"pred": diagonal})["pred"])
+    assert written.shape == (5, 5) and written.dtype == np.uint8 and written[2, 2] == 1
+
+
 def test_bad_min_size():
     with pytest.raises(ValueError, match="min_size"):
         segmentation_postprocessing(min_size=-1)

@@ -26,6 +26,18 @@ def _load(bundle: str, name: str) -> dict:
         return json.load(f)
 
 
+def _parsed(bundle: str, name: str, **overrides):
+    """``ConfigParser`` of a bundle's workflow config with its metadata, as ``monai.bundle run`` reads them, on the
+    CPU, with ``overrides`` applied."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_meta(os.path.join(BUNDLES, bundle, "configs", "metadata.json"))
+    parser.read_config(os.path.join(BUNDLES, bundle, "configs", name))
+    parser.update({"bundle_root": os.path.join(BUNDLES, bundle), "device": "cpu", **overrides})
+    return parser
+
+
 @pytest.mark.parametrize("name", ["train.json", "evaluate.json", "inference.json"])
 @pytest.mark.parametrize("bundle", CLASSIFIERS[1:])
 def test_workflow_configs_match_the_reference(bundle, name):
@@ -94,21 +106,13 @@ def test_channels_last_switch_lays_out_the_training_network_and_its_weights_load
     """train.json's ``channels_last`` stores the network's 4D weights channels-last (faster on the CPU); a
     checkpoint of that network loads into inference.json's plain network and gives the same output."""
     import torch
-    from monai.bundle import ConfigParser
-
-    def parsed(name: str, **overrides) -> ConfigParser:
-        parser = ConfigParser()
-        parser.read_meta(os.path.join(BUNDLES, bundle, "configs", "metadata.json"))
-        parser.read_config(os.path.join(BUNDLES, bundle, "configs", name))
-        parser.update({"bundle_root": os.path.join(BUNDLES, bundle), "device": "cpu", **overrides})
-        return parser
 
     convs = lambda net: [p for p in net.parameters() if p.ndim == 4]  # noqa: E731
     for on in (False, True):
-        net = parsed("train.json", channels_last=on).get_parsed_content("network")
+        net = _parsed(bundle, "train.json", channels_last=on).get_parsed_content("network")
         assert all(p.is_contiguous(memory_format=torch.channels_last) == on for p in convs(net) if p.shape[-1] > 1)
     torch.save({"model": net.state_dict()}, tmp_path / "model.pt")
-    plain = parsed("inference.json").get_parsed_content("network_def")
+    plain = _parsed(bundle, "inference.json").get_parsed_content("network_def")
     plain.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True)["model"])
     assert all(p.is_contiguous() for p in convs(plain))
     channels = _load(bundle, "metadata.json")["network_data_format"]["inputs"]["image"]["num_channels"]
@@ -121,18 +125,12 @@ def test_channels_last_switch_lays_out_the_training_network_and_its_weights_load
 def test_fill_holes_switch_reaches_the_segmenter_postprocessing(name):
     """``fill_holes`` (metadata ``medkit.fill_holes``, overridable) adds ``FillHolesd`` to the post-processing of
     evaluation and inference; training and its validation stay plain."""
-    from monai.bundle import ConfigParser
     from monai.transforms import FillHolesd
 
     bundle = "brain_mri_segmentation"
     assert _load(bundle, "metadata.json")["medkit"]["fill_holes"] is True
     for on in (None, False):
-        parser = ConfigParser()
-        parser.read_meta(os.path.join(BUNDLES, bundle, "configs", "metadata.json"))
-        parser.read_config(os.path.join(BUNDLES, bundle, "configs", name))
-        parser.update({"bundle_root": os.path.join(BUNDLES, bundle), "device": "cpu"})
-        if on is not None:
-            parser["fill_holes"] = on
+        parser = _parsed(bundle, name, **({} if on is None else {"fill_holes": on}))
         transforms = parser.get_parsed_content("postprocessing").transforms
         assert any(isinstance(t, FillHolesd) for t in transforms) is (on is None)
     train = _load(bundle, "train.json")["postprocessing"]
@@ -143,7 +141,6 @@ def test_fill_holes_switch_reaches_the_segmenter_postprocessing(name):
 def test_flip_tta_switch_wraps_the_segmenter_sliding_window(name):
     """The segmenter's ``flip_tta`` (metadata ``medkit.flip_tta``, overridable) puts ``FlipTTAInferer`` around the
     sliding window inside the classifier gate; off, the gate runs the sliding window itself."""
-    from monai.bundle import ConfigParser
     from monai.inferers import SlidingWindowInferer
 
     from medkit.inferers import FlipTTAInferer, GatedInferer
@@ -151,12 +148,7 @@ def test_flip_tta_switch_wraps_the_segmenter_sliding_window(name):
     bundle = "brain_mri_segmentation"
     assert _load(bundle, "metadata.json")["medkit"]["flip_tta"] is True
     for on in (None, False):
-        parser = ConfigParser()
-        parser.read_meta(os.path.join(BUNDLES, bundle, "configs", "metadata.json"))
-        parser.read_config(os.path.join(BUNDLES, bundle, "configs", name))
-        parser.update({"bundle_root": os.path.join(BUNDLES, bundle), "device": "cpu", "classifier_bundle": ""})
-        if on is not None:
-            parser["flip_tta"] = on
+        parser = _parsed(bundle, name, classifier_bundle="", **({} if on is None else {"flip_tta": on}))
         inferer = parser.get_parsed_content("inferer")
         assert isinstance(inferer, GatedInferer) and inferer.gate is None
         inner = inferer.inferer

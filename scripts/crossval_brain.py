@@ -308,14 +308,18 @@ def study(args: argparse.Namespace) -> dict:
     records: dict[str, list] = defaultdict(list)
     for k in range(args.folds):
         for case, c in fold_probabilities(args.bundle, out, k, parse_set(args.set)).items():
+            masks = {}  # per (tta, filled): the binarised masks, filled per slice as the bundle's post-processing does
+            for tta in (False, True):
+                masks[tta, False] = c["tta" if tta else "plain"] >= 0.5
+                masks[tta, True] = np.stack([ndimage.binary_fill_holes(s) for s in masks[tta, False]])
+            if args.gate:  # the held-out classifier's score of each slice and whether it passes the gate
+                scores = np.array([decision[p][0] for p in c["paths"]])
+                passed = scores >= np.array([decision[p][1] for p in c["paths"]])
             for tta, gated, largest, filled in itertools.product(*options):
-                mask = c["tta" if tta else "plain"] >= 0.5
-                if filled:  # per slice, as the bundle's post-processing does before the 3D component
-                    mask = np.stack([ndimage.binary_fill_holes(s) for s in mask]).reshape(mask.shape)
-                weights = np.array([decision[p][0] for p in c["paths"]]) if gated else None
+                mask = masks[tta, filled]
+                weights = scores if gated else None
                 if gated:
-                    thresholds = np.array([decision[p][1] for p in c["paths"]])
-                    mask = mask & (weights >= thresholds)[:, None, None]
+                    mask = mask & passed[:, None, None]
                 variants = {"": mask}
                 if largest:  # as the writers do: two-stage weighs each slice's pixels by its classifier probability
                     variants = {"": largest_component(mask, weights)}

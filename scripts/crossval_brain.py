@@ -297,21 +297,22 @@ def study(args: argparse.Namespace) -> dict:
     import itertools
 
     import numpy as np
-    from scipy import ndimage
+    from monai.transforms import FillHoles
 
     from medkit.metrics.segmentation import segmentation_report, slice_record
     from medkit.transforms.segmentation import largest_component
 
     out = os.path.abspath(args.out)
+    fill = FillHoles(connectivity=1)  # as segmentation_postprocessing(fill_holes=True); it writes into its input
     decision, settings = held_out_gate(args.gate, args.folds) if args.gate else ({}, {})
     options = [(False, True), (False, True) if args.gate else (False,), (False, True), (False, True)]
     records: dict[str, list] = defaultdict(list)
     for k in range(args.folds):
         for case, c in fold_probabilities(args.bundle, out, k, parse_set(args.set)).items():
-            masks = {}  # per (tta, filled): the binarised masks, filled per slice as the bundle's post-processing does
+            masks = {}  # per (tta, filled): the binarised masks, filled per slice by the bundle's own transform
             for tta in (False, True):
                 masks[tta, False] = c["tta" if tta else "plain"] >= 0.5
-                masks[tta, True] = np.stack([ndimage.binary_fill_holes(s) for s in masks[tta, False]])
+                masks[tta, True] = np.stack([np.asarray(fill(s[None].copy())[0]) for s in masks[tta, False]])
             if args.gate:  # the held-out classifier's score of each slice and whether it passes the gate
                 scores = np.array([decision[p][0] for p in c["paths"]])
                 passed = scores >= np.array([decision[p][1] for p in c["paths"]])

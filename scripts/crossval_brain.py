@@ -300,10 +300,10 @@ def study(args: argparse.Namespace) -> dict:
     from monai.transforms import FillHoles
 
     from medkit.metrics.segmentation import segmentation_report, slice_record
-    from medkit.transforms.segmentation import largest_component
+    from medkit.transforms.segmentation import HOLE_CONNECTIVITY, largest_component
 
     out = os.path.abspath(args.out)
-    fill = FillHoles(connectivity=1)  # as segmentation_postprocessing(fill_holes=True); it writes into its input
+    fill = FillHoles(connectivity=HOLE_CONNECTIVITY)  # as fill_holes=True does; writes its input
     decision, settings = held_out_gate(args.gate, args.folds) if args.gate else ({}, {})
     options = [(False, True), (False, True) if args.gate else (False,), (False, True), (False, True)]
     records: dict[str, list] = defaultdict(list)

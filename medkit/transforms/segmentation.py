@@ -19,7 +19,17 @@ from monai.transforms import (
     Transposed,
 )
 
-__all__ = ["RemoveSmallIslandsd", "segmentation_postprocessing", "largest_component", "classifier_weights"]
+__all__ = [
+    "RemoveSmallIslandsd",
+    "segmentation_postprocessing",
+    "largest_component",
+    "classifier_weights",
+    "HOLE_CONNECTIVITY",
+]
+
+# ``FillHoles`` connectivity of ``fill_holes``: background that no 4-connected path joins to the border is a hole
+# (as ``scipy.ndimage.binary_fill_holes`` decides)
+HOLE_CONNECTIVITY = 1
 
 
 def _islands(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -129,7 +139,7 @@ def segmentation_postprocessing(
     if int(min_size):  # RemoveSmallIslandsd rejects a negative size
         transforms.append(RemoveSmallIslandsd(keys="pred", min_size=int(min_size)))
     if fill_holes:
-        transforms.append(FillHolesd(keys="pred", connectivity=1))
+        transforms.append(FillHolesd(keys="pred", connectivity=HOLE_CONNECTIVITY))
     if for_writers:
         transforms += [
             SqueezeDimd(keys="pred", dim=0),

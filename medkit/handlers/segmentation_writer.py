@@ -184,6 +184,20 @@ class SegmentationWriter(RowWriter):
                 self._emit(row, mask, image, name)
         self._pending.clear()
 
+    @staticmethod
+    def _in_slice_order(rows: list[dict]) -> list[dict]:
+        """``rows`` with each case's slices by slice number (cases in order of first arrival; rows without a case,
+        or without a slice number, keep their arrival order)."""
+        first: dict[str, int] = {}
+        for i, row in enumerate(rows):
+            first.setdefault(row["case"], i)
+
+        def key(entry: tuple[int, dict]) -> tuple[int, int, int]:
+            i, row = entry
+            return first[row["case"]], slice_order(row["slice"], i) if row["case"] else i, i
+
+        return [row for _, row in sorted(enumerate(rows), key=key)]
+
     def _out(self, *parts: str) -> str:
         path = os.path.join(self.output_dir, *parts)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -209,6 +223,7 @@ class SegmentationWriter(RowWriter):
             target = self._out("nifti", f"{os.path.basename(case)}_mask.nii.gz")
             with atomic_path(target) as tmp:  # the temporary name keeps the .nii.gz suffix nibabel goes by
                 nib.save(image, tmp)
+        self.rows[:] = self._in_slice_order(self.rows)
         write_table_atomic(self.rows, COLUMNS, self.output_file)
         logger.info("%d slices, %d failed -> %s", len(self.rows) - self.n_failed, self.n_failed, self.output_dir)
         return self.output_file

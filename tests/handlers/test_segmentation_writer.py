@@ -61,7 +61,10 @@ def test_writer_keeps_the_largest_3d_component_of_a_case(tmp_path, largest):
     writer.write()
     pixels = {r["image"]: r["tumour_pixels"] for r in writer.rows}
     assert pixels == {"/x/c_1.tif": 9, "/x/c_2.tif": 9, "/x/c_3.tif": 0 if largest else 1, "/y/lone.tif": 1}
-    assert [r["image"] for r in writer.rows] == ["/x/c_3.tif", "/x/c_1.tif", "/x/c_2.tif", "/y/lone.tif"]
+    in_order = ["/x/c_1.tif", "/x/c_2.tif", "/x/c_3.tif", "/y/lone.tif"]  # each case's slices by number
+    assert [r["image"] for r in writer.rows] == in_order
+    with open(tmp_path / "predictions.csv") as f:
+        assert [line.split(",")[0] for line in f.read().splitlines()[1:]] == in_order
     last = np.asarray(Image.open(tmp_path / "masks" / "P" / "c_3_mask.png"))
     assert last.max() == (0 if largest else 255)
     overlay = np.asarray(Image.open(tmp_path / "overlays" / "P" / "c_1_overlay.png"))

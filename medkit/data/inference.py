@@ -24,7 +24,8 @@ def inference_datalist(
 ) -> list[dict]:
     """One ``{key: path}`` item per input image, in the order given.
 
-    A folder stands for every image below it (sorted); a glob pattern for its matches (sorted). An input
+    A folder stands for every image below it (sorted by folder, then by slice number ``_<n>`` where the name
+    ends in one, so ``_2`` comes before ``_10``, then by name); a glob pattern for its matches (sorted). An input
     that does not exist or matches nothing is kept as an item, so that reading it fails and it is
     reported by name with the others.
 
@@ -58,6 +59,8 @@ def inference_datalist(
                 logger.warning("%s: %s (ignored)", rec["file"], rec["problem"])
             if not files:
                 logger.warning("%s: folder holds no image files", path)
+            files = [f for f in files if not (skip_masks and is_mask_file(f))]  # positions count images only
+            files.sort(key=lambda f: (os.path.dirname(f), slice_number(f) is None, slice_number(f) or 0, f))
             for n, f in enumerate(files):
                 add(f, os.path.basename(os.path.dirname(os.path.abspath(f))), n)
         elif os.path.exists(path):

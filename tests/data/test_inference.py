@@ -40,3 +40,18 @@ def test_tolerant_dataset_reports_and_continues(synthetic_cxr, tmp_path):
     assert batch["image"].shape == (3, 1, 32, 32)
     assert batch["error"][0] == "" and batch["error"][2] == ""
     assert batch["error"][1].startswith(f"{bad}: ") and batch["image_path"][1] == str(bad)
+
+
+def test_folder_slices_come_in_slice_number_order(tmp_path):
+    case = tmp_path / "TCGA_XX_0001_20000101"
+    case.mkdir()
+    for n in (1, 2, 10, 11):
+        (case / f"TCGA_XX_0001_20000101_{n}.tif").write_bytes(b"")
+        (case / f"TCGA_XX_0001_20000101_{n}_mask.tif").write_bytes(b"")
+    (case / "notes.png").write_bytes(b"")  # no slice number: after the numbered slices
+    items = inference_datalist([str(tmp_path)], skip_masks=True, with_case=True)
+    assert [os.path.basename(i["image"]) for i in items] == [
+        *(f"TCGA_XX_0001_20000101_{n}.tif" for n in (1, 2, 10, 11)),
+        "notes.png",
+    ]
+    assert [i["slice"] for i in items] == [1, 2, 10, 11, 4]

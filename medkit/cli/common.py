@@ -117,10 +117,11 @@ def existing_dir(path: str, what: str) -> str:
 
 
 def attach_progress(engine, desc: str) -> None:
-    """A tqdm progress bar over an Ignite engine's iterations."""
+    """A tqdm progress bar over an Ignite engine's iterations, on a terminal only: where stderr is a file or a
+    pipe (logs, CI) it stays silent, as the engine's own log lines report each epoch."""
     from ignite.handlers import ProgressBar
 
-    ProgressBar(desc=desc, persist=True).attach(engine)
+    ProgressBar(desc=desc, persist=True, disable=None).attach(engine)  # tqdm: disable=None means "unless a TTY"
 
 
 def echo_metrics(report: dict, keys: Iterable[str]) -> None:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import sys
 
+import pytest
 from click.testing import CliRunner
 
 from medkit.cli.main import cli
@@ -94,3 +97,26 @@ def test_demo_runs_the_whole_pneumonia_job(tmp_path):
     assert rows and all(r["label"] in {"NORMAL", "PNEUMONIA"} and not r["error"] for r in rows)
     again = CliRunner().invoke(cli, ["demo", "--out", str(out)])  # never writes over a data set already there
     assert again.exit_code != 0 and "already holds a data set" in again.output
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_bar_only_on_a_terminal(monkeypatch, tty):
+    from ignite.engine import Engine
+
+    from medkit.cli.common import attach_progress
+
+    stream = _Stream(tty)
+    monkeypatch.setattr(sys, "stderr", stream)
+    engine = Engine(lambda e, b: None)
+    attach_progress(engine, "infer")
+    engine.run(range(3), max_epochs=1)
+    assert ("infer" in stream.getvalue()) == tty  # a log file or pipe gets no carriage-return bar

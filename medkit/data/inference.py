@@ -57,9 +57,10 @@ def inference_datalist(
             files = list_image_files(path, skipped, recursive=True)
             for rec in skipped:
                 logger.warning("%s: %s (ignored)", rec["file"], rec["problem"])
-            if not files:
-                logger.warning("%s: folder holds no image files", path)
-            files = [f for f in files if not (skip_masks and is_mask_file(f))]  # positions count images only
+            images = [f for f in files if not (skip_masks and is_mask_file(f))]  # positions count images only
+            if not images:
+                logger.warning("%s: folder holds no image files%s", path, " (only masks)" if files else "")
+            files = images
             files.sort(key=lambda f: (os.path.dirname(f), slice_number(f) is None, slice_number(f) or 0, f))
             for n, f in enumerate(files):
                 add(f, os.path.basename(os.path.dirname(os.path.abspath(f))), n)

@@ -55,3 +55,10 @@ def test_folder_slices_come_in_slice_number_order(tmp_path):
         "notes.png",
     ]
     assert [i["slice"] for i in items] == [1, 2, 10, 11, 4]
+
+
+def test_a_folder_of_masks_only_is_reported(tmp_path, caplog):
+    (tmp_path / "P_1_mask.tif").write_bytes(b"")
+    with caplog.at_level("WARNING", logger="medkit.data.inference"):
+        assert inference_datalist([str(tmp_path)], skip_masks=True) == []
+    assert f"{tmp_path}: folder holds no image files (only masks)" in caplog.text

@@ -24,8 +24,8 @@ def inference_datalist(
 ) -> list[dict]:
     """One ``{key: path}`` item per input image, in the order given.
 
-    A folder stands for every image below it (sorted by folder, then by slice number ``_<n>`` where the name
-    ends in one, so ``_2`` comes before ``_10``, then by name); a glob pattern for its matches (sorted). An input
+    A folder stands for every image below it (sorted by folder, then by name, the trailing slice number ``_<n>``
+    of a name as a number: ``case_2`` before ``case_10``); a glob pattern for its matches (sorted). An input
     that does not exist or matches nothing is kept as an item, so that reading it fails and it is
     reported by name with the others.
 
@@ -61,7 +61,7 @@ def inference_datalist(
             if not images:
                 logger.warning("%s: folder holds no image files%s", path, " (only masks)" if files else "")
             files = images
-            files.sort(key=lambda f: (os.path.dirname(f), slice_number(f) is None, slice_number(f) or 0, f))
+            files.sort(key=_natural_slice_key)
             for n, f in enumerate(files):
                 add(f, os.path.basename(os.path.dirname(os.path.abspath(f))), n)
         elif os.path.exists(path):
@@ -73,6 +73,17 @@ def inference_datalist(
         else:
             add(path)
     return items
+
+
+def _natural_slice_key(path: str) -> tuple:
+    """Sort key of a folder's files: by folder, then by the name before a trailing ``_<n>`` (the case), then by
+    ``n`` as a number (``case_2`` before ``case_10``); names without one by themselves."""
+    from medkit.data.lgg import case_of_slice, slice_number
+
+    stem = case_of_slice(path)
+    if stem is None:
+        return os.path.dirname(path), os.path.basename(path), -1, path
+    return os.path.dirname(path), stem, slice_number(path), path
 
 
 def _is_nifti(path: str) -> bool:

@@ -62,3 +62,15 @@ def test_a_folder_of_masks_only_is_reported(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="medkit.data.inference"):
         assert inference_datalist([str(tmp_path)], skip_masks=True) == []
     assert f"{tmp_path}: folder holds no image files (only masks)" in caplog.text
+
+
+def test_numbers_order_within_a_name_not_across_names(tmp_path):
+    for name in ("person1_bacteria_10", "person1_bacteria_2", "person10_virus_1", "IM-0001-0001"):
+        (tmp_path / f"{name}.jpeg").write_bytes(b"")
+    items = inference_datalist([str(tmp_path)])
+    assert [os.path.basename(i["image"]) for i in items] == [
+        "IM-0001-0001.jpeg",
+        "person10_virus_1.jpeg",
+        "person1_bacteria_2.jpeg",
+        "person1_bacteria_10.jpeg",
+    ]

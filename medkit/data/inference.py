@@ -60,9 +60,7 @@ def inference_datalist(
             images = [f for f in files if not (skip_masks and is_mask_file(f))]  # positions count images only
             if not images:
                 logger.warning("%s: folder holds no image files%s", path, " (only masks)" if files else "")
-            files = images
-            files.sort(key=_natural_slice_key)
-            for n, f in enumerate(files):
+            for n, f in enumerate(sorted(images, key=_natural_slice_key)):
                 add(f, os.path.basename(os.path.dirname(os.path.abspath(f))), n)
         elif os.path.exists(path):
             add(path)

@@ -26,7 +26,8 @@ threshold get an empty mask, decided as ``GatedInferer`` decides (on the mean of
 ``--all`` then trains the final model the same way on every patient (``all/models/model.pt``; nothing is held
 out, so it has no figures of its own: the pooled held-out figures are its estimate).
 
-Each fold runs in its own process (``--fold K`` runs one and is what the main process calls); finished folds
+Each fold runs in its own process (``--fold K`` runs one and is what the main process calls), ``--parallel N`` of
+them side by side (each logging to ``<out>/fold_K.log``; on a GPU the folds share it); finished folds
 (``fold_K/result.json``) are kept, so a stopped run resumes. ``--set ID=VALUE`` overrides bundle config ids for
 training and evaluation alike (e.g. ``--set _meta_#medkit#preprocessing#neighbours=1``).
 
@@ -268,15 +269,17 @@ def fold_probabilities(bundle: str, out: str, fold: int, overrides: dict) -> dic
     network.load_state_dict(state.get("model", state))
     network.eval()
     inferer = wf.parser.get_parsed_content("sliding_window")
+    device = next(network.parameters()).device  # the bundle's device: the GPU when there is one
     slices: dict[str, list] = {}
     with torch.no_grad():
         for item in wf.parser.get_parsed_content("dataset"):
-            x = torch.as_tensor(item["image"])[None]
+            x = torch.as_tensor(item["image"])[None].to(device)
             logits = []
             for dims in ((), (2,), (3,), (2, 3)):
-                z = inferer(x.flip(dims) if dims else x, network)
+                z = inferer(x.flip(dims) if dims else x, network).float()
                 logits.append((z.flip(dims) if dims else z)[0, 0])
-            plain, tta = torch.sigmoid(logits[0]).numpy(), torch.sigmoid(torch.stack(logits).mean(0)).numpy()
+            plain = torch.sigmoid(logits[0]).cpu().numpy()
+            tta = torch.sigmoid(torch.stack(logits).mean(0)).cpu().numpy()
             truth = np.asarray(item["label"])[0] > 0.5
             row = (int(item["slice"]), plain, tta, truth, str(item["image_path"]))
             slices.setdefault(str(item["case"]), []).append(row)
@@ -381,6 +384,40 @@ def cmd_for(args: argparse.Namespace, out: str, fold: int) -> list[str]:
     return cmd + (["--pretrained-from", args.pretrained_from] if args.pretrained_from else [])
 
 
+def _result_file(out: str, fold: int) -> str:
+    return os.path.join(out, "all" if fold < 0 else f"fold_{fold}", "result.json")
+
+
+def run_folds(args: argparse.Namespace, out: str, folds: list[int]) -> None:
+    """Run each of ``folds`` (``-1``: the final model) in a process of its own, ``args.parallel`` at a time. One at a
+    time, a fold's output goes to this console; side by side, each to ``<out>/<fold>.log``. Raises
+    ``RuntimeError`` naming the folds that failed, after the others have finished."""
+    failed = []
+    if args.parallel <= 1:
+        for k in folds:
+            if subprocess.run(cmd_for(args, out, k)).returncode != 0:
+                failed.append(k)
+            print(f"fold {k} done", flush=True)
+    else:
+        os.makedirs(out, exist_ok=True)
+        pending, running = list(folds), {}
+        while pending or running:
+            while pending and len(running) < args.parallel:
+                k = pending.pop(0)
+                log = open(os.path.join(out, f"{'all' if k < 0 else f'fold_{k}'}.log"), "w")
+                running[k] = (subprocess.Popen(cmd_for(args, out, k), stdout=log, stderr=subprocess.STDOUT), log)
+            time.sleep(1.0)
+            for k, (proc, log) in list(running.items()):
+                if proc.poll() is not None:
+                    log.close()
+                    del running[k]
+                    print(f"fold {k} {'done' if proc.returncode == 0 else f'failed ({log.name})'}", flush=True)
+                    if proc.returncode != 0:
+                        failed.append(k)
+    if failed:
+        raise RuntimeError(f"{out}: folds {failed} failed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the lgg-mri-segmentation (or kaggle_3m) folder")
@@ -399,6 +436,9 @@ def main() -> None:
     parser.add_argument("--fold", type=int, default=None, help="run this fold only, in this process (-1: --all)")
     parser.add_argument("--all", action="store_true", help="then train the final model on every patient (all/)")
     parser.add_argument("--study", action="store_true", help="segmenter: measure TTA / largest component after")
+    parser.add_argument(
+        "--parallel", type=int, default=1, metavar="N", help="run N folds (and --all) side by side (e.g. on a GPU)"
+    )
     args = parser.parse_args()
     args.bundle = os.path.abspath(args.bundle)
     if args.fold is not None:
@@ -408,16 +448,12 @@ def main() -> None:
     from medkit.io.atomic import write_json_atomic
 
     out = os.path.abspath(args.out)
+    todo = [k for k in (*range(args.folds), *([-1] if args.all else [])) if not os.path.isfile(_result_file(out, k))]
+    run_folds(args, out, todo)
     results = []
     for k in range(args.folds):
-        done = os.path.join(out, f"fold_{k}", "result.json")
-        if not os.path.isfile(done):
-            subprocess.run(cmd_for(args, out, k), check=True)
-        with open(done) as f:
+        with open(_result_file(out, k)) as f:
             results.append(json.load(f))
-        print(f"fold {k} done", flush=True)
-    if args.all and not os.path.isfile(os.path.join(out, "all", "result.json")):
-        subprocess.run([*cmd_for(args, out, -1)], check=True)
     summary = summarise(args, results)
     write_json_atomic(summary, os.path.join(out, "summary.json"))
     shown = (

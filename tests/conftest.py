@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 from medkit.data.synthetic import write_synthetic_chest_xray, write_synthetic_covid_radiography, write_synthetic_lgg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLES = os.path.join(REPO, "bundles")
+#: devices a device-sensitive test runs on: the CPU always, the GPU where there is one (skipped elsewhere)
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+]
 
 
 @pytest.fixture(scope="session")

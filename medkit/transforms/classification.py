@@ -31,7 +31,10 @@ def classification_postprocessing(num_classes: int, with_label: bool = True) -> 
     """Softmax the logits in ``pred``; with labels, add ``label_onehot`` for ROC AUC.
 
     After it, ``pred`` holds class probabilities, ``label`` the integer class and ``label_onehot``
-    its one-hot vector, which is what ``ignite.metrics.Accuracy`` and MONAI's ``ROCAUC`` read.
+    its one-hot vector, which is what ``ignite.metrics.Accuracy`` and MONAI's ``ROCAUC`` read. ``pred`` is brought
+    to the CPU: the engines decollate each item's class label into a Python number (``decollate_batch(detach=True)``
+    turns 0-d tensors into scalars), so ``label_onehot`` is built on the CPU, and MONAI's ``ROCAUC`` fails on a
+    GPU ``pred`` beside it (found on an H200); a few probabilities per image cost nothing to copy.
 
     Args:
         num_classes: number of output classes (at least 2).
@@ -39,7 +42,7 @@ def classification_postprocessing(num_classes: int, with_label: bool = True) -> 
     """
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    transforms = [EnsureTyped(keys="pred", track_meta=False), Activationsd(keys="pred", softmax=True)]
+    transforms = [EnsureTyped(keys="pred", track_meta=False, device="cpu"), Activationsd(keys="pred", softmax=True)]
     if with_label:
         transforms += [
             CopyItemsd(keys="label", names="label_onehot"),

@@ -22,13 +22,14 @@ def collect_evidence(
     network: torch.nn.Module, batches: Iterable[dict], device: Any = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """``(features (N, F), labels (N, targets), patients)`` of every item: the segmenter's evidence, the per-target
-    labels and the ``patient`` key (the item's index where there is none)."""
+    labels and the ``patient`` key (the item's index where there is none); features and labels on the CPU, where
+    the heads are fitted (a GPU data cache hands over labels on the GPU)."""
     network.eval()
     features, labels, patients = [], [], []
     for batch in batches:
         image = torch.as_tensor(batch["image"]).to(device)
         features.append(network.evidence(network.segment(image)).cpu())
-        labels.append(torch.as_tensor(batch["label"]).long().reshape(image.shape[0], -1))
+        labels.append(torch.as_tensor(batch["label"]).long().reshape(image.shape[0], -1).cpu())
         names = batch.get("patient")
         start = len(patients)
         patients += [str(p) for p in names] if names is not None else [f"#{start + i}" for i in range(image.shape[0])]

@@ -156,3 +156,14 @@ def test_flip_tta_switch_wraps_the_segmenter_sliding_window(name):
             assert isinstance(inner, FlipTTAInferer) and isinstance(inner.inferer, SlidingWindowInferer)
         else:
             assert isinstance(inner, SlidingWindowInferer)
+
+
+@pytest.mark.parametrize("bundle", ALL_BUNDLES)
+def test_loader_workers_only_with_the_cache_in_host_memory(bundle):
+    """On a GPU the training cache holds device tensors (``gpu_cache``), augmented in the loader's thread;
+    ``gpu_cache=false`` keeps it in host memory, where ``train_workers`` processes augment it (the CPU alike)."""
+    for device, gpu_cache, workers in (("cpu", True, 0), ("cpu", True, 2), ("cuda", True, 2), ("cuda", False, 3)):
+        parser = _parsed(bundle, "train.json", device=device, gpu_cache=gpu_cache, train_workers=workers)
+        to_device = parser.get_parsed_content("to_device")
+        assert bool(to_device) == (device == "cuda" and gpu_cache)
+        assert parser.get_parsed_content("train#dataloader#num_workers") == (0 if to_device else workers)

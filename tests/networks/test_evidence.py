@@ -13,6 +13,7 @@ from medkit.networks import EvidenceClassifier
 from medkit.networks.weights import load_pretrained
 from medkit.workflows import PrepareBatchWithSeg, collect_evidence, fit_evidence_heads
 from medkit.workflows.evidence_heads import patient_folds
+from tests.conftest import DEVICES
 
 HEADS = {"bowel": 2, "extravasation": 2, "kidney": 3, "liver": 3, "spleen": 3}
 
@@ -175,3 +176,17 @@ def test_one_patient_fits_without_cross_validation(caplog):
         result = fit_evidence_heads(net, [batch], steps=5, weight_decay=[0.01, 0.1, 1.0])
     assert result["weight_decay"] == 0.1 and "cv_weighted_log_loss" not in result
     assert "no cross-validation" in caplog.text
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_heads_fit_from_batches_on_the_device(device):
+    """A GPU data cache hands over images and labels on the GPU; the heads are fitted on the CPU (on an H200 the
+    labels stayed on the GPU and the fit failed on mixed devices)."""
+    net = _net().to(device)
+    net.segmenter = _Thresholding()
+    batches = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in _toy_batches(16)]
+    features, labels, _ = collect_evidence(net, batches, device)
+    assert features.device.type == labels.device.type == "cpu" and labels.shape == (16, 5)
+    result = fit_evidence_heads(net, batches, device=device, steps=5, weight_decay=[0.01, 0.1])
+    assert result["n_items"] == 16 and math.isfinite(result["fitted_weighted_log_loss"])
+    assert all(p.device.type == torch.device(device).type for p in net.heads.parameters())

@@ -44,7 +44,7 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
     base = [sys.executable, SCRIPT, "--data", synthetic_lgg, "--folds", "2", "--set", "num_workers=0"]
     base += ["--set", "largest_component_3d=false", "--set", "flip_tta=false", "--set", "fill_holes=false"]
     for cmd in (
-        [*base, "--out", str(seg), "--epochs", "2", "--all"],
+        [*base, "--out", str(seg), "--epochs", "2", "--all", "--parallel", "2"],  # folds and final side by side
         [
             *base,
             "--out",
@@ -70,6 +70,7 @@ def test_classifier_crossval_from_the_segmenter_folds_and_two_stage(synthetic_lg
     for k in range(2):
         result = json.loads((cls / f"fold_{k}" / "result.json").read_text())
         assert result["overrides"]["pretrained"] == str(seg / f"fold_{k}" / "models" / "model.pt")
+    assert all((seg / f"{name}.log").is_file() for name in ("fold_0", "fold_1", "all"))  # --parallel: a log each
     final = segmenter["final_model"]  # --all: trained on every patient after the folds
     assert final["training_patients"] == 6 and os.path.isfile(final["path"]) and "final_model" not in classifier
     study = json.loads((seg / "study.json").read_text())

@@ -87,7 +87,7 @@ def run_fold(args: argparse.Namespace) -> dict:
     from medkit.bundle import create_workflow, task_type
     from medkit.io.atomic import write_json_atomic
 
-    name = "all" if args.fold < 0 else f"fold_{args.fold}"
+    name = fold_name(args.fold)
     fold_dir = os.path.join(os.path.abspath(args.out), name)
     os.makedirs(fold_dir, exist_ok=True)
     datalist = fold_datalist(args.bundle, args.data, args.folds, args.fold, args.seed)
@@ -367,12 +367,13 @@ def summarise(args: argparse.Namespace, results: list[dict]) -> dict:
         per_fold += ("auc",)
     summary["per_fold"] = [{k: r[k] for k in per_fold} for r in results]
     summary["train_s_total"] = round(sum(r["train_s"] for r in results), 1)
-    final = os.path.join(out, "all", "result.json")
+    final = _result_file(out, -1)
     if os.path.isfile(final):
         with open(final) as f:
             done = json.load(f)
         keys = ("training_patients", "epochs", "train_s", "peak_rss_mb")
-        summary["final_model"] = {"path": os.path.join(out, "all", "models", "model.pt"), **{k: done[k] for k in keys}}
+        model = os.path.join(out, fold_name(-1), "models", "model.pt")
+        summary["final_model"] = {"path": model, **{k: done[k] for k in keys}}
     return summary
 
 
@@ -384,38 +385,41 @@ def cmd_for(args: argparse.Namespace, out: str, fold: int) -> list[str]:
     return cmd + (["--pretrained-from", args.pretrained_from] if args.pretrained_from else [])
 
 
+def fold_name(fold: int) -> str:
+    """The folder (and log) name of a fold: ``fold_K``, or ``all`` for the final model (``-1``)."""
+    return "all" if fold < 0 else f"fold_{fold}"
+
+
 def _result_file(out: str, fold: int) -> str:
-    return os.path.join(out, "all" if fold < 0 else f"fold_{fold}", "result.json")
+    return os.path.join(out, fold_name(fold), "result.json")
 
 
 def run_folds(args: argparse.Namespace, out: str, folds: list[int]) -> None:
     """Run each of ``folds`` (``-1``: the final model) in a process of its own, ``args.parallel`` at a time. One at a
     time, a fold's output goes to this console; side by side, each to ``<out>/<fold>.log``. Raises
     ``RuntimeError`` naming the folds that failed, after the others have finished."""
-    failed = []
-    if args.parallel <= 1:
-        for k in folds:
-            if subprocess.run(cmd_for(args, out, k)).returncode != 0:
+    side_by_side = args.parallel > 1
+    os.makedirs(out, exist_ok=True)
+    pending, running, failed = list(folds), {}, []
+    while pending or running:
+        while pending and len(running) < max(1, args.parallel):
+            k = pending.pop(0)
+            log = open(os.path.join(out, f"{fold_name(k)}.log"), "w") if side_by_side else None
+            proc = subprocess.Popen(cmd_for(args, out, k), stdout=log, stderr=subprocess.STDOUT if log else None)
+            running[k] = (proc, log)
+        time.sleep(0.5)
+        for k, (proc, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[k]
+            if log:
+                log.close()
+            if proc.returncode != 0:
                 failed.append(k)
-            print(f"fold {k} done", flush=True)
-    else:
-        os.makedirs(out, exist_ok=True)
-        pending, running = list(folds), {}
-        while pending or running:
-            while pending and len(running) < args.parallel:
-                k = pending.pop(0)
-                log = open(os.path.join(out, f"{'all' if k < 0 else f'fold_{k}'}.log"), "w")
-                running[k] = (subprocess.Popen(cmd_for(args, out, k), stdout=log, stderr=subprocess.STDOUT), log)
-            time.sleep(1.0)
-            for k, (proc, log) in list(running.items()):
-                if proc.poll() is not None:
-                    log.close()
-                    del running[k]
-                    print(f"fold {k} {'done' if proc.returncode == 0 else f'failed ({log.name})'}", flush=True)
-                    if proc.returncode != 0:
-                        failed.append(k)
+            status = "done" if proc.returncode == 0 else "failed" + (f" (see {log.name})" if log else "")
+            print(f"{fold_name(k)} {status}", flush=True)
     if failed:
-        raise RuntimeError(f"{out}: folds {failed} failed")
+        raise RuntimeError(f"{out}: {', '.join(fold_name(k) for k in failed)} failed")
 
 
 def main() -> None:

@@ -173,4 +173,4 @@ def test_training_starts_from_a_checkpoint(trained, tmp_path):
     wf.initialize()
     net = wf.parser.get_parsed_content("network")
     saved = torch.load(model, map_location="cpu", weights_only=True)
-    assert all(torch.equal(v, net.state_dict()[k]) for k, v in saved.items())
+    assert all(torch.equal(v, net.state_dict()[k].cpu()) for k, v in saved.items())  # the network may be on a GPU

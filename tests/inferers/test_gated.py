@@ -8,6 +8,7 @@ from monai.inferers import SimpleInferer
 from torch import nn
 
 from medkit.inferers import GatedInferer
+from tests.conftest import DEVICES
 
 
 class _FixedClassifier(nn.Module):
@@ -25,7 +26,7 @@ class _CountingSegmenter(nn.Module):
 
     def forward(self, x):
         self.seen += x.shape[0]
-        return torch.full((x.shape[0], 1, *x.shape[2:]), 5.0)
+        return torch.full((x.shape[0], 1, *x.shape[2:]), 5.0, device=x.device)
 
 
 def test_only_slices_above_threshold_are_segmented():
@@ -80,12 +81,14 @@ def _stack_batches():
     return batches
 
 
-def _run(inferer, batches):
+def _run(inferer, batches, device="cpu"):
+    """Each batch through ``inferer`` in an engine on ``device`` (the loader's images stay on the CPU, as MONAI's
+    evaluator receives them); per ``(case, slice)``: segmented, probability, threshold."""
     seg = _CountingSegmenter()
     decided = {}
 
     def step(engine, batch):
-        engine.state.output = {"pred": inferer(batch["image"], seg)}
+        engine.state.output = {"pred": inferer(batch["image"].to(device), seg)}
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         for case, n, pred, p, t in zip(
             batch["case"],
@@ -99,15 +102,17 @@ def _run(inferer, batches):
 
     engine = Engine(step)
     engine.register_events(*IterationEvents)
+    engine.state.device = torch.device(device)  # as MONAI's workflows set it: the gate's first pass reads it
     inferer.attach(engine)
     engine.run(batches, max_epochs=1)
     return decided, seg.seen
 
 
-def test_slices_of_a_stack_are_gated_on_the_mean_of_their_neighbours():
+@pytest.mark.parametrize("device", DEVICES)
+def test_slices_of_a_stack_are_gated_on_the_mean_of_their_neighbours(device):
     gate = _FixedClassifier()
     smoothed = GatedInferer(SimpleInferer(), gate=gate, threshold=0.5, slice_window=3, stack_threshold=0.5)
-    decided, seen = _run(smoothed, _stack_batches())
+    decided, seen = _run(smoothed, _stack_batches(), device)
     p = {k: torch.softmax(gate(torch.full((1, 3, 8, 8), v)), 1)[0, 1].item() for k, v in (("hi", 0.9), ("lo", 0.1))}
     # P3: (P2 + P3 + P4) / 3, two bright neighbours lift it over 0.5; P1 averages itself twice with P2
     assert decided[("P", "3")] == (True, pytest.approx((2 * p["hi"] + p["lo"]) / 3, abs=1e-5), 0.5)
@@ -118,7 +123,7 @@ def test_slices_of_a_stack_are_gated_on_the_mean_of_their_neighbours():
     assert [k for k, d in decided.items() if d[0]] == [("P", "3"), ("P", "1"), ("P", "5"), ("P", "2"), ("P", "4")]
     assert seen == 5
 
-    plain, _ = _run(GatedInferer(SimpleInferer(), gate=gate, threshold=0.5), _stack_batches())
+    plain, _ = _run(GatedInferer(SimpleInferer(), gate=gate, threshold=0.5), _stack_batches(), device)
     assert not plain[("P", "3")][0] and plain[("Q", "2")][0]
 
 

@@ -10,7 +10,8 @@
 #     machinery (folds side by side, final model, study) at miniature size;
 #  4. epochs: the brain segmenter's training epoch time with the cache on the GPU and in host memory (loader
 #     processes), four trainings side by side on 128-pixel patches (fold 0 of 4 of LGG_DIR's patients);
-# then a summary on standard output. STEPS (default "profile bench tests crossval epochs") picks steps.
+# then a summary on standard output, and every log and figure under OUT_DIR packed into OUT_DIR/logs.tar.gz (model
+# weights left out), one file to bring back. STEPS (default "profile bench tests crossval epochs") picks steps.
 # LGG_DIR needs at least 8 patients. Needs pytest-xdist.
 # Usage: [STEPS="profile tests"] bash scripts/gpu_check.sh CHEST_XRAY_DIR LGG_DIR OUT_DIR
 set -uo pipefail
@@ -76,4 +77,5 @@ for f in "$out"/profile_*.json "$out"/benchmark_pneumonia.json; do
   [ -f "$f" ] && $PY -c 'import json, sys; r = json.load(open(sys.argv[1])); r.pop("augmentation", None); print(sys.argv[1], json.dumps(r))' "$f"
 done
 [ -f "$out/pytest.log" ] && grep -E "^(FAILED|ERROR)" "$out/pytest.log" | cut -c1-200 | head -40
+pack=$(mktemp) && tar czf "$pack" -C "$out" --exclude='*.pt' --exclude=logs.tar.gz . && mv "$pack" "$out/logs.tar.gz"
 exit 0

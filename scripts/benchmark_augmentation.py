@@ -25,17 +25,6 @@ import time
 from types import SimpleNamespace
 
 
-def _parse_sets(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def profile(bundle: str, data: str, n: int, steps: int, overrides: dict) -> dict:
     import torch
     from monai.data import CacheDataset, decollate_batch, list_data_collate
@@ -162,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=None, help="write the figures here as JSON")
     args = parser.parse_args(argv)
-    row = profile(args.bundle, args.data, args.n, args.steps, _parse_sets(args.set))
+    from medkit.cli.common import parse_overrides
+
+    row = profile(args.bundle, args.data, args.n, args.steps, parse_overrides(args.set))
     print(json.dumps(row, indent=2))
     if args.out:
         with open(args.out, "w") as f:

@@ -26,7 +26,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "meta_schema.json")
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA_PATH = os.path.join(PACKAGE_DIR, "schemas", "meta_schema.json")
 WORKFLOW_FILES = {"train": "train.json", "evaluate": "evaluate.json", "infer": "inference.json"}
 WORKFLOW_TYPES = {"train": "train", "evaluate": "infer", "infer": "infer"}
 
@@ -77,7 +78,7 @@ def resolve_bundle(bundle: str | os.PathLike) -> str:
     if bundle.lower().endswith(".zip") and os.path.isfile(bundle):
         return _unpack_zip(bundle)
     candidates = [bundle, os.path.join("bundles", bundle)]
-    candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bundles", bundle))
+    candidates.append(os.path.join(os.path.dirname(PACKAGE_DIR), "bundles", bundle))
     for path in candidates:
         if os.path.isfile(os.path.join(path, "configs", "metadata.json")):
             return os.path.abspath(path)

@@ -14,6 +14,13 @@ from medkit.errors import MedkitError
 
 __all__ = [
     "config_bundle_root",
+    "train_stages",
+    "default_dataset_dir",
+    "bundle_datalist",
+    "input_placeholder",
+    "two_stage_inferer",
+    "classifier_gate",
+    "meta_component",
     "resolve_bundle",
     "load_metadata",
     "channel_names",
@@ -98,13 +105,40 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def create_workflow(bundle_dir: str, workflow: str, overrides: Mapping[str, Any] | None = None):
+def train_stages(bundle_dir: str) -> list[list[str]]:
+    """The config files of each of the bundle's training stages, in order (metadata ``medkit.train_stages``).
+
+    A bundle trained in one stage has ``[["train.json"]]`` (the default). A later stage lists ``train.json`` and its
+    overlay (``["train.json", "finetune.json"]``); the overlay starts from the model the stage before wrote.
+
+    Raises:
+        MedkitError: a listed config file is missing.
+    """
+    stages = load_metadata(bundle_dir).get("medkit", {}).get("train_stages") or [["train.json"]]
+    out = [[stages_file] if isinstance(stages_file, str) else list(stages_file) for stages_file in stages]
+    for stage in out:
+        for name in stage:
+            if not os.path.isfile(os.path.join(bundle_dir, "configs", name)):
+                raise MedkitError(
+                    f"{os.path.join(bundle_dir, 'configs', name)}: listed in medkit.train_stages, missing"
+                )
+    return out
+
+
+def create_workflow(
+    bundle_dir: str,
+    workflow: str,
+    overrides: Mapping[str, Any] | None = None,
+    config_files: list[str] | None = None,
+):
     """A ``ConfigWorkflow`` for one of the bundle's workflows (``train``, ``evaluate``, ``infer``), initialised.
 
     Args:
         bundle_dir: the bundle folder.
-        workflow: which config file to load.
+        workflow: which workflow; it names the config file unless ``config_files`` is given.
         overrides: config ids to values, as ``--id value`` would on the command line.
+        config_files: config files of the bundle's ``configs/`` folder merged in order (a training stage:
+            ``["train.json", "finetune.json"]``); default: the workflow's own file.
 
     Raises:
         MedkitError: unknown workflow or missing config file.
@@ -113,16 +147,92 @@ def create_workflow(bundle_dir: str, workflow: str, overrides: Mapping[str, Any]
 
     if workflow not in WORKFLOW_FILES:
         raise MedkitError(f"unknown workflow '{workflow}', expected one of {sorted(WORKFLOW_FILES)}")
-    config_file = os.path.join(bundle_dir, "configs", WORKFLOW_FILES[workflow])
-    if not os.path.isfile(config_file):
-        raise MedkitError(f"{config_file}: the bundle has no {workflow} config")
+    paths = [os.path.join(bundle_dir, "configs", name) for name in (config_files or [WORKFLOW_FILES[workflow]])]
+    for config_file in paths:
+        if not os.path.isfile(config_file):
+            raise MedkitError(f"{config_file}: the bundle has no such config")
     wf = ConfigWorkflow(
-        config_file=config_file,
+        config_file=paths if len(paths) > 1 else paths[0],
+        meta_file=os.path.join(bundle_dir, "configs", "metadata.json"),
         workflow_type=WORKFLOW_TYPES[workflow],
         **{"bundle_root": bundle_dir, **dict(overrides or {})},
     )
     wf.initialize()
     return wf
+
+
+def default_dataset_dir(meta: Mapping[str, Any]) -> str:
+    """``$MEDKIT_DATA/<medkit.data_folder>`` when ``MEDKIT_DATA`` is set, else ``""`` (the configs' default)."""
+    root = os.environ.get("MEDKIT_DATA")
+    return os.path.join(root, meta.get("medkit", {}).get("data_folder", "")) if root else ""
+
+
+def bundle_datalist(
+    meta: Mapping[str, Any],
+    dataset_dir: str,
+    datalist_file: str = "",
+    all_patients: bool = False,
+    class_names: list[str] | None = None,
+) -> dict:
+    """The datalist a bundle's workflows read: ``datalist_file`` when given, else the bundle's data source
+    (metadata ``medkit.data``) scanned under ``dataset_dir`` and split by patient.
+
+    Args:
+        meta: the bundle's metadata.
+        dataset_dir: the data set in its published layout.
+        datalist_file: a datalist JSON (``medkit prepare``, a cross-validation fold), used as it is.
+        all_patients: train on every patient (no validation or test patients); the validation side is then the
+            training set itself, so the end-of-training check is a training figure.
+        class_names: the classifier's label map, for sources that derive the label from it.
+    """
+    from medkit.data import make_datalist
+
+    settings = dict(meta.get("medkit", {}).get("data", {}))
+    if all_patients and not datalist_file:
+        settings.update(val_fraction=0.0, test_fraction=0.0)
+    extra = {"class_names": class_names} if class_names is not None else {}
+    datalist = make_datalist(dataset_dir=dataset_dir, datalist_file=datalist_file, **extra, **settings)
+    if all_patients and not datalist_file:
+        datalist["validation"] = list(datalist["training"])
+    return datalist
+
+
+def input_placeholder(meta: Mapping[str, Any]) -> dict:
+    """The input a failed item is replaced with in inference batches: zeros of the network's declared input shape."""
+    import torch
+
+    image = meta["network_data_format"]["inputs"]["image"]
+    return {"image": torch.zeros([int(image["num_channels"])] + [int(s) for s in image["spatial_shape"]])}
+
+
+def two_stage_inferer(
+    inferer: Any,
+    flip_tta: bool = False,
+    classifier_bundle: str | None = None,
+    bundle_root: str | None = None,
+    device: Any = "cpu",
+    threshold: float | None = None,
+    stack_threshold: float | None = None,
+    slice_window: int | None = None,
+):
+    """The segmentation inferer every entry point runs: ``inferer`` (a sliding window), with flip test-time
+    augmentation when ``flip_tta``, behind the gate of ``classifier_bundle`` (``classifier_gate``) when one is named.
+
+    Returns:
+        a ``medkit.inferers.GatedInferer`` (with no gate when ``classifier_bundle`` is empty).
+    """
+    from medkit.inferers import FlipTTAInferer, GatedInferer
+
+    segment = FlipTTAInferer(inferer) if flip_tta else inferer
+    gate = classifier_gate(
+        classifier_bundle,
+        device=device,
+        threshold=threshold,
+        beside=bundle_root,
+        stack_threshold=stack_threshold,
+        slice_window=slice_window,
+    )
+    return GatedInferer(segment, **gate)
 
 
 def channel_names(meta: Mapping[str, Any]) -> list[str]:
@@ -188,7 +298,7 @@ def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
             bundle_root=bundle_dir,
         )
         net = wf.parser.get_parsed_content("network_def")
-        fmt = wf.parser.get_parsed_content("_meta_#network_data_format")
+        fmt = load_metadata(bundle_dir)["network_data_format"]
         image, pred = fmt["inputs"]["image"], fmt["outputs"]["pred"]
         x = torch.zeros(2, image["num_channels"], *[int(s) for s in image["spatial_shape"]])
         with torch.no_grad():

@@ -1,14 +1,15 @@
-"""Classification bundles share one set of workflow configs: what differs lives in metadata.json.
+"""Every bundle's workflow configs are rendered from medkit's templates (``medkit.bundle.templates``): a block
+that two bundles share is held once, in a template, and these tests fail when a bundle's copy drifts from it.
 
-Every bundle must stay self-contained (shared as a folder or zip, copied by MONAI Label), so the files
-are copies; this test keeps them from drifting apart. Only the training knobs listed in TUNABLE may
-differ between bundles' train.json files.
+Each bundle stays self-contained (shared as a folder or zip, copied by MONAI Label), so its configs are complete
+MONAI configs; only its settings (top-level plain values such as ``epochs``) are its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -17,8 +18,7 @@ from tests.conftest import BUNDLES
 
 CLASSIFIERS = ["pneumonia", "covid", "brain_mri_classification"]
 ALL_BUNDLES = [*CLASSIFIERS, "brain_mri_segmentation"]
-TUNABLE = {"epochs", "batch_size", "learning_rate", "weight_decay", "early_stop_patience", "loss_kind", "focal_gamma",
-           "class_weighting", "bf16_cpu", "channels_last"}  # fmt: skip
+EVERY_BUNDLE = [*ALL_BUNDLES, "abdominal_trauma"]
 
 
 def _load(bundle: str, name: str) -> dict:
@@ -38,13 +38,52 @@ def _parsed(bundle: str, name: str, **overrides):
     return parser
 
 
-@pytest.mark.parametrize("name", ["train.json", "evaluate.json", "inference.json"])
-@pytest.mark.parametrize("bundle", CLASSIFIERS[1:])
-def test_workflow_configs_match_the_reference(bundle, name):
-    ref, other = _load(CLASSIFIERS[0], name), _load(bundle, name)
-    assert set(ref) == set(other)
-    differing = {k for k in ref if ref[k] != other[k]}
-    assert differing <= TUNABLE, f"{bundle}/{name} differs from {CLASSIFIERS[0]} in {sorted(differing - TUNABLE)}"
+@pytest.mark.parametrize("bundle", EVERY_BUNDLE)
+def test_workflow_configs_are_the_templates_rendering(bundle):
+    """``python -m medkit.bundle.templates --write`` after a template change; a bundle may only differ in settings."""
+    from medkit.bundle.templates import check_bundle
+
+    assert check_bundle(os.path.join(BUNDLES, bundle)) == []
+
+
+def test_a_block_edited_in_one_bundle_fails_the_check(tmp_path):
+    """The check that keeps copies from drifting: a non-setting block changed in one bundle's copy, an id that is
+    not in the template, an overlay that changes more than settings; a setting of its own is fine."""
+    from medkit.bundle.templates import check_bundle
+
+    bundle = shutil.copytree(
+        os.path.join(BUNDLES, "brain_mri_segmentation"), tmp_path / "b", ignore=shutil.ignore_patterns("*.pt")
+    )
+    train = bundle / "configs" / "train.json"
+    original = json.loads(train.read_text())
+    for edit, expected in (
+        (lambda c: c["validate"]["inferer"].update(overlap=0.5), "validate#inferer#overlap differs"),
+        (lambda c: c.update(my_block={"_target_": "SimpleInferer"}), "my_block is not in the template"),
+        (lambda c: c["train"].pop("lr_scheduler"), "train#lr_scheduler is missing"),
+        (lambda c: c.update(epochs=3, learning_rate=0.1), None),
+    ):
+        config = json.loads(json.dumps(original))
+        edit(config)
+        train.write_text(json.dumps(config))
+        problems = check_bundle(str(bundle))
+        assert (problems == []) if expected is None else any(expected in p for p in problems), problems
+    train.write_text(json.dumps(original))
+    (bundle / "configs" / "finetune.json").write_text(json.dumps({"epochs": 2, "validate": {"inferer": None}}))
+    assert any("may only change settings" in p for p in check_bundle(str(bundle)))
+
+
+def test_templates_render_every_family_and_reject_unknown_settings():
+    from medkit.bundle.templates import WORKFLOW_FILES, render
+    from medkit.errors import MedkitError
+
+    for family in ("classification", "segmentation", "trauma"):
+        for name in WORKFLOW_FILES:
+            config = render(family, name)
+            assert {"imports", "bundle_root", "device", "network_def", "run"} <= set(config)
+    with pytest.raises(MedkitError, match="not settings of the template"):
+        render("classification", "train.json", {"no_such_knob": 1})
+    with pytest.raises(MedkitError, match="unknown template family"):
+        render("nope", "train.json")
 
 
 @pytest.mark.parametrize("bundle", ALL_BUNDLES[1:])

@@ -55,9 +55,9 @@ def measure(path: str) -> dict:
         "network_input": list(out["image"].shape),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        table = os.path.join(tmp, "submission.csv")
+        table = os.path.join(tmp, "predictions.csv")  # what `medkit infer --out DIR` writes there
         t0 = time.perf_counter()
-        result = CliRunner().invoke(cli, ["infer", BUNDLE, path, "--out", table], catch_exceptions=False)
+        result = CliRunner().invoke(cli, ["infer", BUNDLE, path, "--out", tmp], catch_exceptions=False)
         figures["infer_command_s"] = round(time.perf_counter() - t0, 2)
         if result.exit_code != 0:
             raise RuntimeError(result.output)

@@ -114,7 +114,7 @@ def run_pipeline(kind: str, data: str, n_images: int, batch_size: int, workers: 
 def run_infer(folder: str, out_dir: str) -> dict:
     """Time ``medkit infer`` over every image in ``folder`` as one command."""
     n = sum(1 for f in os.listdir(folder) if f.lower().endswith((".jpeg", ".jpg", ".png", ".dcm")))
-    out = os.path.join(out_dir, "bench_predictions.csv")
+    out = os.path.join(out_dir, "bench_infer")  # the command writes predictions.csv in it
     medkit = os.path.join(os.path.dirname(sys.executable), "medkit")
     t0 = time.perf_counter()
     proc = subprocess.run([medkit, "infer", BUNDLE, folder, "--out", out], capture_output=True, text=True)

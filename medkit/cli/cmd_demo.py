@@ -7,9 +7,11 @@ import os
 
 import click
 
+from medkit.cli.common import out_option
+
 
 @click.command("demo")
-@click.option("--out", "out_dir", default="medkit-demo", show_default=True, help="Folder for data, model and reports.")
+@out_option("Folder for data, model and reports.", default="medkit-demo")
 @click.option("--epochs", type=click.IntRange(min=1), default=2, show_default=True)
 @click.pass_context
 def command(ctx: click.Context, out_dir: str, epochs: int) -> None:
@@ -18,17 +20,16 @@ def command(ctx: click.Context, out_dir: str, epochs: int) -> None:
     from medkit.cli import cmd_evaluate, cmd_infer, cmd_prepare, cmd_train
     from medkit.data.synthetic import write_synthetic_chest_xray
 
-    out_dir = os.path.abspath(out_dir)
     data = os.path.join(out_dir, "data")
     if glob.glob(os.path.join(data, "*", "*", "*")):
         raise click.ClickException(f"{data}: already holds a data set; choose another --out")
     bundle = resolve_bundle("pneumonia")
     click.echo(f"synthetic chest X-rays -> {write_synthetic_chest_xray(data, n_patients=24, n_test_patients=8)}")
-    ctx.invoke(cmd_prepare.command, source="pneumonia", data_root=data, out=os.path.join(out_dir, "datalist.json"))
+    ctx.invoke(cmd_prepare.command, source="pneumonia", data_root=data, out_dir=out_dir)
     ctx.invoke(
         cmd_train.command,
         bundle=bundle,
-        datalist=os.path.join(out_dir, "datalist.json"),
+        datalist=os.path.join(out_dir, cmd_prepare.DATALIST_NAME),
         epochs=epochs,
         out_dir=os.path.join(out_dir, "train"),
         overrides=("batch_size=16",),
@@ -45,6 +46,6 @@ def command(ctx: click.Context, out_dir: str, epochs: int) -> None:
         cmd_infer.command,
         bundle=bundle,
         inputs=(os.path.join(data, "test"),),
-        out=os.path.join(out_dir, "predictions.csv"),
+        out_dir=out_dir,
         checkpoint=model,
     )

@@ -1,4 +1,4 @@
-"""``medkit evaluate BUNDLE DATA_ROOT --out DIR``: metrics and plots over every labelled image."""
+"""``medkit evaluate BUNDLE --data DIR --out DIR``: metrics and plots over every labelled image."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from medkit.cli.common import (
     attach_progress,
     bundle_argument,
     classifier_options,
+    data_dir,
+    data_option,
     echo_metrics,
-    existing_dir,
+    out_option,
     override_option,
     parse_overrides,
     split_option,
@@ -40,16 +42,16 @@ SHOWN = (
 
 @click.command("evaluate")
 @bundle_argument
-@click.argument("data_root")
-@click.option("--out", "out_dir", required=True, help="Folder for metrics.json, predictions.csv and plots.")
-@split_option("all", "Which images of DATA_ROOT: all, or one split of the bundle's patient-level split.")
+@data_option()
+@out_option("Folder for metrics.json, predictions.csv and plots.", required=True)
+@split_option("all", "Which images of --data: all, or one split of the bundle's patient-level split.")
 @click.option("--checkpoint", default=None, help="Weights to evaluate (default: the bundle's models/model.pt).")
 @threshold_option
 @classifier_options
 @override_option
 def command(
     bundle: str,
-    data_root: str,
+    data_root: str | None,
     out_dir: str,
     split: str,
     checkpoint: str | None,
@@ -58,14 +60,14 @@ def command(
     no_classifier: bool,
     overrides,
 ) -> None:
-    """Evaluate BUNDLE on the labelled images under DATA_ROOT, laid out as the data set publishes it.
+    """Evaluate BUNDLE on the labelled images under --data, laid out as the data set publishes it.
 
     A segmentation bundle that names a classifier runs as a two-stage pipeline (only slices the classifier
     calls positive are segmented) and reports both stages; --no-classifier evaluates the segmenter alone.
     """
     from medkit.bundle import create_workflow
 
-    settings = {"dataset_dir": existing_dir(data_root, "data"), "output_dir": os.path.abspath(out_dir), "split": split}
+    settings = {"dataset_dir": data_dir(bundle, data_root), "output_dir": out_dir, "split": split}
     if checkpoint:
         settings["ckpt_path"] = os.path.abspath(checkpoint)
     settings.update(threshold_settings(threshold))

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from medkit.cli.common import bundle_argument, override_option
+from medkit.cli.common import bundle_argument, out_option, override_option
 
 
 @click.command("explain")
 @bundle_argument
 @click.argument("images", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, help="Folder for <image>_<class>_gradcam.png and predictions.csv.")
+@out_option("Folder for <image>_<class>_gradcam.png and predictions.csv.", required=True)
 @click.option("--checkpoint", default=None, help="Weights to use (default: the bundle's models/model.pt).")
 @override_option
 def command(bundle: str, images: tuple[str, ...], out_dir: str, checkpoint: str | None, overrides) -> None:
     """Save a Grad-CAM heat map over each IMAGE (files, folders or globs) for the class BUNDLE predicts."""
     from medkit.cli.cmd_infer import run_inference
 
-    out_dir = os.path.abspath(out_dir)
-    run_inference(
-        bundle, images, os.path.join(out_dir, "predictions.csv"), checkpoint, overrides=overrides, explain_dir=out_dir
-    )
+    run_inference(bundle, images, out_dir, checkpoint, overrides=overrides, explain_dir=out_dir)

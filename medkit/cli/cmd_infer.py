@@ -1,7 +1,7 @@
-"""``medkit infer BUNDLE INPUT... --out FILE|DIR``: one row per input; bad inputs reported, the rest processed.
+"""``medkit infer BUNDLE INPUT... --out DIR``: one row per input; bad inputs reported, the rest processed.
 
-Classification bundles write one table; segmentation bundles write masks, overlays, per-patient NIfTI volumes and
-the table into a folder, running the two-stage pipeline when they name a classifier.
+Every bundle writes its table to ``DIR/predictions.csv``; segmentation bundles also write masks, overlays and
+per-patient NIfTI volumes into DIR, running the two-stage pipeline when they name a classifier.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from medkit.cli.common import (
     attach_progress,
     bundle_argument,
     classifier_options,
+    out_option,
     override_option,
     parse_overrides,
     threshold_option,
@@ -22,7 +23,8 @@ from medkit.cli.common import (
     two_stage_settings,
 )
 
-TABLE_SUFFIXES = (".csv", ".json")
+#: the table every bundle's inference writes into ``--out``
+TABLE_NAME = "predictions.csv"
 
 
 def _is_segmentation(bundle: str) -> bool:
@@ -31,23 +33,19 @@ def _is_segmentation(bundle: str) -> bool:
     return task_type(bundle) == "segmentation"
 
 
-def _output_settings(bundle: str, out: str | None) -> dict:
-    """Where a bundle's inference writes: one table (classification) or a folder and a table name (segmentation)."""
-    if not _is_segmentation(bundle):
-        out = out or "predictions.csv"
-        if not out.lower().endswith(TABLE_SUFFIXES):
-            raise click.BadParameter(f"{out}: must end in .csv or .json", param_hint="--out")
-        return {"output_file": os.path.abspath(out)}
-    out = os.path.abspath(out or "medkit-infer")
-    if out.lower().endswith(TABLE_SUFFIXES):
-        return {"output_dir": os.path.dirname(out), "output_file": os.path.basename(out)}
-    return {"output_dir": out, "output_file": "predictions.csv"}
+def _output_settings(bundle: str, out_dir: str) -> dict:
+    """Config overrides that put a bundle's inference outputs in ``out_dir``: the table ``predictions.csv`` there
+    (``output_file``), and for segmentation bundles the masks and overlays too (``output_dir``)."""
+    out_dir = os.path.abspath(out_dir)
+    if _is_segmentation(bundle):
+        return {"output_dir": out_dir, "output_file": TABLE_NAME}
+    return {"output_file": os.path.join(out_dir, TABLE_NAME)}
 
 
 def run_inference(
     bundle: str,
     inputs: tuple[str, ...],
-    out: str | None,
+    out_dir: str,
     checkpoint: str | None = None,
     threshold: float | None = None,
     batch_size: int | None = None,
@@ -55,7 +53,8 @@ def run_inference(
     explain_dir: str | None = None,
     extra: dict | None = None,
 ) -> None:
-    """Run the bundle's inference workflow, print failures, exit 1 if any input failed.
+    """Run the bundle's inference workflow into ``out_dir`` (``predictions.csv`` there), print failures, exit 1
+    if any input failed.
 
     With ``explain_dir``, a Grad-CAM overlay of the predicted class is saved there for every input.
     ``extra`` holds further config overrides (the two-stage settings, pixel spacing).
@@ -64,7 +63,7 @@ def run_inference(
     from medkit.errors import MedkitError
     from medkit.handlers import GradCAMSaver
 
-    settings: dict = {"inputs": list(inputs), **_output_settings(bundle, out), **(extra or {})}
+    settings: dict = {"inputs": list(inputs), **_output_settings(bundle, out_dir), **(extra or {})}
     if checkpoint:
         settings["ckpt_path"] = os.path.abspath(checkpoint)
     settings.update(threshold_settings(threshold))
@@ -104,12 +103,7 @@ def run_inference(
 @click.command("infer")
 @bundle_argument
 @click.argument("inputs", nargs=-1, required=True)
-@click.option(
-    "--out",
-    default=None,
-    help="Classification: output .csv/.json file [predictions.csv]. Segmentation: output folder [medkit-infer], "
-    "or a .csv/.json table path whose folder receives the masks.",
-)
+@out_option("Folder for predictions.csv (and a segmentation bundle's masks and overlays).", default="medkit-infer")
 @click.option("--checkpoint", default=None, help="Weights to use (default: the bundle's models/model.pt).")
 @threshold_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per batch.")
@@ -126,7 +120,7 @@ def run_inference(
 def command(
     bundle: str,
     inputs: tuple[str, ...],
-    out: str | None,
+    out_dir: str,
     checkpoint,
     threshold,
     batch_size,
@@ -139,10 +133,10 @@ def command(
 ) -> None:
     """Run BUNDLE on INPUT files, folders or globs of images.
 
-    Classification bundles write one row per image. Segmentation bundles write, per slice, a mask PNG, an overlay
-    and a row with the tumour area (and the classifier's probability in the two-stage pipeline); a folder input
-    also gets one NIfTI mask volume per patient folder. Exits with status 1 when any input could not be read; its
-    row carries the reason.
+    Classification bundles write one row per image to OUT/predictions.csv. Segmentation bundles write into OUT,
+    per slice, a mask PNG, an overlay and a row with the tumour area (and the classifier's probability in the
+    two-stage pipeline); a folder input also gets one NIfTI mask volume per patient folder. Exits with status 1
+    when any input could not be read; its row carries the reason.
     """
     extra = two_stage_settings(bundle, classifier, no_classifier)
     if (pixel_spacing is not None or no_overlays) and not _is_segmentation(bundle):
@@ -151,4 +145,4 @@ def command(
         extra["pixel_spacing"] = pixel_spacing
     if no_overlays:
         extra["overlays"] = False
-    run_inference(bundle, inputs, out, checkpoint, threshold, batch_size, overrides, explain_dir, extra)
+    run_inference(bundle, inputs, out_dir, checkpoint, threshold, batch_size, overrides, explain_dir, extra)

@@ -1,4 +1,4 @@
-"""``medkit prepare SOURCE DATA_ROOT --out datalist.json``: a MONAI datalist from a published layout."""
+"""``medkit prepare SOURCE --data DIR --out DIR``: a MONAI datalist (``DIR/datalist.json``) from a published layout."""
 
 from __future__ import annotations
 
@@ -6,23 +6,28 @@ import os
 
 import click
 
-from medkit.cli.common import existing_dir
+from medkit.cli.common import data_option, out_option
 
 #: the datalist builders of medkit.data.BUILDERS (named here so that --help needs no heavy import)
 SOURCES = ("covid", "lgg", "pneumonia", "rsna")
-#: look-alike generators: DATA_ROOT holds the real label table, --out is the folder to write
+#: look-alike generators: --data holds the real label table, --out is the folder the data set is written to
 SYNTHETIC = ("rsna-synthetic",)
+#: the datalist's name in --out
+DATALIST_NAME = "datalist.json"
 
 
 @click.command("prepare")
 @click.argument("source", type=click.Choice(SOURCES + SYNTHETIC))
-@click.argument("data_root")
-@click.option("--out", "out", default="datalist.json", show_default=True, help="Datalist JSON to write.")
+@data_option(required=True)
+@out_option(
+    "Folder for datalist.json (and volumes/ with --volumes) [default: the current folder]; rsna-synthetic: the "
+    "folder the data set is written to (required)."
+)
 @click.option("--val-fraction", default=0.15, show_default=True, help="Fraction of patients held for validation.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the patient split.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Decode every image; leave out bad ones.")
 @click.option(
-    "--volumes", default=None, metavar="DIR", help="lgg: also write each patient's slices and masks as NIfTI volumes."
+    "--volumes", is_flag=True, help="lgg: also write each patient's slices and masks as NIfTI volumes to OUT/volumes/."
 )
 @click.option(
     "--folds",
@@ -56,11 +61,11 @@ SYNTHETIC = ("rsna-synthetic",)
 def command(
     source: str,
     data_root: str,
-    out: str,
+    out_dir: str | None,
     val_fraction: float,
     seed: int,
     check: bool,
-    volumes,
+    volumes: bool,
     n_folds,
     fold,
     n_patients,
@@ -68,10 +73,10 @@ def command(
     shape,
     segmentations,
 ) -> None:
-    """Scan DATA_ROOT (laid out as SOURCE publishes it) and write a patient-level split datalist.
+    """Scan --data (laid out as SOURCE publishes it) and write a patient-level split datalist to OUT/datalist.json.
 
     rsna-synthetic instead writes a look-alike of the RSNA 2023 trauma CTs into the folder --out, in the
-    competition's layout, with injuries drawn from the label table DATA_ROOT/train.csv.
+    competition's layout, with injuries drawn from the label table in --data (train.csv).
     """
     from medkit.data import BUILDERS, write_json_atomic
 
@@ -84,10 +89,13 @@ def command(
     if (n_patients or patient_ids) and source not in SYNTHETIC:
         raise click.UsageError("--patients and --patient-ids apply to rsna-synthetic only")
 
-    data_root = existing_dir(data_root, "data")
     if source == "rsna-synthetic":
-        _write_synthetic_rsna(data_root, out, n_patients, patient_ids, shape, seed, segmentations)
+        if out_dir is None:
+            raise click.BadParameter("rsna-synthetic writes a data set: give the folder for it", param_hint="--out")
+        _write_synthetic_rsna(data_root, out_dir, n_patients, patient_ids, shape, seed, segmentations)
         return
+    out_dir = out_dir or os.path.abspath(".")
+    out = os.path.join(out_dir, DATALIST_NAME)
     folds = {"n_folds": n_folds, "fold": fold} if n_folds else {}
     datalist = BUILDERS[source](
         data_root, val_fraction=val_fraction, seed=seed, check_images=check, progress=check, **folds
@@ -109,8 +117,9 @@ def command(
         from medkit.data.lgg import write_case_volumes
 
         items = [i for split in ("training", "validation", "test") for i in datalist[split]]
-        written = write_case_volumes(items, volumes)
-        click.echo(f"wrote {len(written)} NIfTI volumes to {volumes}")
+        volumes_dir = os.path.join(out_dir, "volumes")
+        written = write_case_volumes(items, volumes_dir)
+        click.echo(f"wrote {len(written)} NIfTI volumes to {volumes_dir}")
 
 
 def _write_synthetic_rsna(
@@ -126,9 +135,7 @@ def _write_synthetic_rsna(
 
     labels = os.path.join(data_root, "train.csv")
     if not os.path.isfile(labels):
-        raise click.BadParameter(f"{data_root}: no train.csv (the RSNA 2023 label table) here", param_hint="DATA_ROOT")
-    if out.lower().endswith(".json"):
-        raise click.BadParameter(f"{out}: rsna-synthetic writes a folder, give a folder path", param_hint="--out")
+        raise click.BadParameter(f"{data_root}: no train.csv (the RSNA 2023 label table) here", param_hint="--data")
     ids = None
     if ids_file:
         try:

@@ -1,4 +1,4 @@
-"""``medkit threshold BUNDLE DATA_ROOT --recall 0.95``: the decision threshold that reaches a target recall."""
+"""``medkit threshold BUNDLE --data DIR --recall 0.95``: the decision threshold that reaches a target recall."""
 
 from __future__ import annotations
 
@@ -11,17 +11,19 @@ import click
 
 from medkit.cli.common import (
     attach_progress,
-    bundle_argument,
-    existing_dir,
+    data_dir,
+    data_option,
     override_option,
     parse_overrides,
     split_option,
+    unresolved_bundle_argument,
+    writable_bundle,
 )
 
 
 @click.command("threshold")
-@bundle_argument
-@click.argument("data_root")
+@unresolved_bundle_argument
+@data_option()
 @click.option(
     "--recall",
     type=click.FloatRange(0, 1, min_open=True),
@@ -32,11 +34,12 @@ from medkit.cli.common import (
 @click.option(
     "--write",
     is_flag=True,
-    help="Store the threshold in the bundle's metadata.json (medkit.threshold, and medkit.stack_threshold).",
+    help="Store the threshold in the bundle's metadata.json (medkit.threshold, and medkit.stack_threshold); "
+    "BUNDLE must be a folder, not a zip.",
 )
 @override_option
-def command(bundle: str, data_root: str, recall: float | None, split: str, write: bool, overrides) -> None:
-    """Pick the decision threshold of a two-class BUNDLE for a target recall of its positive class on DATA_ROOT.
+def command(bundle: str, data_root: str | None, recall: float | None, split: str, write: bool, overrides) -> None:
+    """Pick the decision threshold of a two-class BUNDLE for a target recall of its positive class on --data.
 
     The highest threshold whose recall on the chosen split is at least the target is taken (it keeps the most
     specificity); missing a tumour costs more than a false alarm, so recall is what is fixed. A bundle with a
@@ -50,11 +53,13 @@ def command(bundle: str, data_root: str, recall: float | None, split: str, write
     from medkit.io.atomic import write_json_atomic
     from medkit.metrics.classification import classification_report, stack_means, threshold_for_recall
 
+    bundle = writable_bundle(bundle, write)  # a zip is refused before it is unpacked
     if task_type(bundle) != "classification":
         raise MedkitError(f"{bundle}: not a classification bundle; thresholds are tuned on classifiers")
     target = recall if recall is not None else float(load_metadata(bundle)["medkit"].get("target_recall", 0.95))
+    dataset_dir = data_dir(bundle, data_root)
     with tempfile.TemporaryDirectory(prefix="medkit-threshold-") as scratch:
-        settings = {"dataset_dir": existing_dir(data_root, "data"), "output_dir": scratch, "split": split, "n_worst": 0}
+        settings = {"dataset_dir": dataset_dir, "output_dir": scratch, "split": split, "n_worst": 0}
         settings.update(parse_overrides(overrides))
         wf = create_workflow(bundle, "evaluate", settings)
         attach_progress(wf.parser.get_parsed_content("evaluator"), "threshold")

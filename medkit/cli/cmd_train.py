@@ -1,4 +1,4 @@
-"""``medkit train BUNDLE --data DATA_ROOT``: run the bundle's training workflow."""
+"""``medkit train BUNDLE --data DIR --out DIR``: run the bundle's training workflow."""
 
 from __future__ import annotations
 
@@ -7,15 +7,23 @@ import time
 
 import click
 
-from medkit.cli.common import attach_progress, bundle_argument, override_option, parse_overrides
+from medkit.cli.common import (
+    attach_progress,
+    bundle_argument,
+    data_dir,
+    data_option,
+    out_option,
+    override_option,
+    parse_overrides,
+)
 
 
 @click.command("train")
 @bundle_argument
-@click.option("--data", "data_root", default=None, help="Data set folder as published (default: the bundle's).")
+@data_option()
 @click.option("--datalist", default=None, help="Datalist JSON from 'medkit prepare' (instead of --data).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs.")
-@click.option("--out", "out_dir", default=None, help="Folder for models/ and runs/ (default: ./medkit-runs/<bundle>).")
+@out_option("Folder for models/ and runs/ [default: ./medkit-runs/<bundle>].")
 @override_option
 def command(
     bundle: str, data_root: str | None, datalist: str | None, epochs: int | None, out_dir: str | None, overrides
@@ -25,10 +33,10 @@ def command(
 
     out_dir = os.path.abspath(out_dir or os.path.join("medkit-runs", os.path.basename(bundle)))
     settings = {"ckpt_dir": os.path.join(out_dir, "models"), "output_dir": os.path.join(out_dir, "runs")}
-    if data_root:
-        settings["dataset_dir"] = os.path.abspath(data_root)
     if datalist:
         settings["datalist_file"] = os.path.abspath(datalist)
+    else:
+        settings["dataset_dir"] = data_dir(bundle, data_root)
     if epochs:
         settings["epochs"] = epochs
     settings.update(parse_overrides(overrides))

@@ -10,6 +10,11 @@ import click
 
 __all__ = [
     "bundle_argument",
+    "unresolved_bundle_argument",
+    "writable_bundle",
+    "data_option",
+    "data_dir",
+    "out_option",
     "override_option",
     "classifier_options",
     "split_option",
@@ -27,6 +32,99 @@ def _resolve(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 bundle_argument = click.argument("bundle", callback=_resolve)
+#: BUNDLE as given, for a verb that may write into it and calls ``writable_bundle`` itself
+unresolved_bundle_argument = click.argument("bundle")
+
+
+def writable_bundle(bundle: str, write: bool, flag: str = "--write") -> str:
+    """``resolve_bundle(bundle)``, but a zip is refused when the verb writes into the bundle.
+
+    A zip is unpacked into a cache (``~/.cache/medkit``); writing there would change a copy no other command
+    reads back as the zip. The check comes before the zip is unpacked, so the cache is left alone.
+
+    Raises:
+        MedkitError: ``write`` is set and ``bundle`` is a zip file.
+    """
+    from medkit.bundle import resolve_bundle
+    from medkit.errors import MedkitError
+
+    if write and bundle.lower().endswith(".zip") and os.path.isfile(bundle):
+        raise MedkitError(f"{bundle}: cannot {flag} into a zipped bundle; unzip it and pass the folder")
+    return resolve_bundle(bundle)
+
+
+def _existing_data_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else existing_dir(value, "data", param)
+
+
+def data_option(required: bool = False):
+    """``--data DIR``: the data set folder, laid out as published; made absolute, checked to be a folder.
+
+    Optional on verbs that take a bundle: ``data_dir`` then falls back to ``$MEDKIT_DATA/<medkit.data_folder>``,
+    as the bundle configs do. Required where there is no bundle to name the folder (``prepare``).
+    """
+    help_text = "Data set folder, laid out as published." + (
+        "" if required else " [default: $MEDKIT_DATA/<the data folder the bundle's metadata names>]"
+    )
+    return click.option(  # no default=None: click 8.3 would then not enforce required
+        "--data",
+        "data_root",
+        metavar="DIR",
+        required=required,
+        callback=_existing_data_dir,
+        help=help_text,
+    )
+
+
+def data_dir(bundle: str, data_root: str | None) -> str:
+    """The data set folder a verb reads: ``--data`` if given, else ``$MEDKIT_DATA/<medkit.data_folder>``.
+
+    Args:
+        bundle: the bundle folder (its ``metadata.json`` names the data folder).
+        data_root: the ``--data`` value (already absolute and checked), or ``None``.
+
+    Raises:
+        MedkitError: neither ``--data`` nor ``MEDKIT_DATA`` is given, the bundle names no data folder, or the
+            folder under ``MEDKIT_DATA`` does not exist.
+    """
+    from medkit.bundle import load_metadata
+    from medkit.errors import MedkitError
+
+    if data_root:
+        return data_root
+    root = os.environ.get("MEDKIT_DATA")
+    if not root:
+        raise MedkitError("no data: give --data DIR or set MEDKIT_DATA")
+    folder = load_metadata(bundle).get("medkit", {}).get("data_folder")
+    if not folder:
+        raise MedkitError(f"{bundle}: metadata.json names no medkit.data_folder under MEDKIT_DATA; give --data DIR")
+    path = os.path.join(root, folder)
+    if not os.path.isdir(path):
+        raise MedkitError(f"{path}: data folder not found (MEDKIT_DATA/{folder}); give --data DIR")
+    return os.path.abspath(path)
+
+
+#: what ``--out`` refuses: names of files, which a verb writes inside the folder, not in place of it
+_FILE_SUFFIXES = (".csv", ".json", ".zip")
+
+
+def _out_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if os.path.isfile(value) or value.lower().endswith(_FILE_SUFFIXES):
+        raise click.BadParameter(f"{value}: --out takes a folder (the files are written inside it)", ctx, param)
+    return os.path.abspath(value)
+
+
+def out_option(help: str, default: str | None = None, required: bool = False):
+    """``--out DIR``: the folder a verb writes into, made absolute; a file (or a ``.csv``/``.json``/``.zip`` name)
+    is refused. ``help`` names what goes inside it."""
+    given_default = {} if default is None else {"default": default, "show_default": True}
+    return click.option(  # no default=None: click 8.3 would then not enforce required
+        "--out", "out_dir", metavar="DIR", required=required, callback=_out_dir, help=help, **given_default
+    )
+
+
 override_option = click.option(
     "--set",
     "overrides",
@@ -109,10 +207,10 @@ def parse_overrides(pairs: Iterable[str]) -> dict:
     return out
 
 
-def existing_dir(path: str, what: str) -> str:
-    """``path`` made absolute; a one-line error if it is not a folder."""
+def existing_dir(path: str, what: str, param: click.Parameter | None = None) -> str:
+    """``path`` made absolute; a one-line error (naming ``param``, the option, if given) if it is not a folder."""
     if not os.path.isdir(path):
-        raise click.BadParameter(f"{path}: {what} folder not found")
+        raise click.BadParameter(f"{path}: {what} folder not found", param=param)
     return os.path.abspath(path)
 
 

@@ -18,6 +18,10 @@ class MedkitGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a bad option value or a missing argument: one line too, and exit 1
+            where = f" (see '{e.ctx.command_path} -h')" if e.ctx is not None else ""
+            click.echo(f"Error: {e.format_message()}{where}", err=True)
+            sys.exit(1)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as e:  # the one place that turns library errors into a clean exit

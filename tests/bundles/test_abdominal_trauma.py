@@ -85,7 +85,7 @@ def test_check_properties(trained, tmp_path, config, kind):
 
 def test_evaluate_writes_the_competition_score(trained, tmp_path):
     out = tmp_path / "ev"
-    result = CliRunner().invoke(cli, ["evaluate", trained["bundle"], trained["data"], "--out", str(out)])
+    result = CliRunner().invoke(cli, ["evaluate", trained["bundle"], "--data", trained["data"], "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_cases"] == N_PATIENTS and metrics["weighted_log_loss"] > 0
@@ -106,11 +106,11 @@ def test_infer_series_and_nifti_to_a_submission(trained, tmp_path):
     bad = tmp_path / "broken"
     bad.mkdir()
     (bad / "1.dcm").write_bytes(b"not dicom")
-    out = tmp_path / "submission.csv"
+    out = tmp_path / "submission"
     result = CliRunner().invoke(cli, ["infer", trained["bundle"], series, str(nifti), str(bad), "--out", str(out)])
     assert result.exit_code == 1, result.output  # the broken series is reported, the others written
     assert "failed: " in result.output and str(bad) in result.output
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
     assert [r["patient_id"] for r in rows] == ["1000", "scan_7"]
     for row in rows:
         probs = [float(row[c]) for c in SUBMISSION_COLUMNS]
@@ -119,13 +119,14 @@ def test_infer_series_and_nifti_to_a_submission(trained, tmp_path):
 
 def test_prepare_rsna_and_synthetic(trained, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(cli, ["prepare", "rsna", trained["data"], "--out", str(tmp_path / "dl.json")])
+    result = runner.invoke(cli, ["prepare", "rsna", "--data", trained["data"], "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    datalist = json.loads((tmp_path / "dl.json").read_text())
+    datalist = json.loads((tmp_path / "datalist.json").read_text())
     assert sum(len(datalist[s]) for s in ("training", "validation", "test")) == N_PATIENTS
     assert "series of" in result.output
     run = tmp_path / "run"
-    args = ["train", trained["bundle"], "--datalist", str(tmp_path / "dl.json"), "--epochs", "1", "--out", str(run)]
+    args = ["train", trained["bundle"], "--datalist", str(tmp_path / "datalist.json"), "--epochs", "1"]
+    args += ["--out", str(run)]
     result = runner.invoke(cli, [*args, "--set", "batch_size=4", "--set", "num_workers=0"])
     assert result.exit_code == 0, result.output
     assert (run / "models" / "model.pt").is_file()
@@ -133,6 +134,7 @@ def test_prepare_rsna_and_synthetic(trained, tmp_path):
     args = [
         "prepare",
         "rsna-synthetic",
+        "--data",
         trained["data"],
         "--out",
         str(out),
@@ -149,7 +151,7 @@ def test_prepare_rsna_and_synthetic(trained, tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("1001\n2003\n")
     chosen = tmp_path / "chosen"
-    args = ["prepare", "rsna-synthetic", trained["data"], "--out", str(chosen), "--patient-ids", str(ids)]
+    args = ["prepare", "rsna-synthetic", "--data", trained["data"], "--out", str(chosen), "--patient-ids", str(ids)]
     result = runner.invoke(cli, [*args, "--shape", "16", "16", "8"])
     assert result.exit_code == 0, result.output
     assert sorted(os.listdir(chosen / "train_images")) == ["1001", "2003"]
@@ -167,10 +169,10 @@ def test_shipped_model_infers_the_real_cts(medkit_data, tmp_path):
         os.path.join(root, "totalsegmentator_example", "example_ct_dicom"),
         os.path.join(root, "totalsegmentator_example", "example_ct.nii.gz"),
     ]
-    out = tmp_path / "submission.csv"
+    out = tmp_path / "submission"
     result = CliRunner().invoke(cli, ["infer", os.path.join(BUNDLES, "abdominal_trauma"), *inputs, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
     assert [r["patient_id"] for r in rows] == ["PATIENT_DICOM", "example_ct_dicom", "example_ct"]
     for row in rows:
         probs = np.array([float(row[c]) for c in SUBMISSION_COLUMNS])

@@ -38,7 +38,7 @@ def pair(tmp_path_factory, synthetic_lgg) -> dict:
 
 
 def test_threshold_tool_writes_the_bundle_threshold(pair):
-    result = CliRunner().invoke(cli, ["threshold", pair["cls"], pair["data"], "--recall", "1.0", "--write"])
+    result = CliRunner().invoke(cli, ["threshold", pair["cls"], "--data", pair["data"], "--recall", "1.0", "--write"])
     assert result.exit_code == 0, result.output
     assert "recall 1.0000" in result.output
     meta = json.load(open(os.path.join(pair["cls"], "configs", "metadata.json")))
@@ -50,7 +50,7 @@ def test_threshold_tool_writes_the_bundle_threshold(pair):
 
 def test_two_stage_evaluation_reports_both_stages(pair, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(cli, ["evaluate", pair["seg"], pair["data"], "--out", str(tmp_path / "two")])
+    result = runner.invoke(cli, ["evaluate", pair["seg"], "--data", pair["data"], "--out", str(tmp_path / "two")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics["n_cases"] == 6 and metrics["n_slices"] == 48
@@ -66,7 +66,7 @@ def test_two_stage_evaluation_reports_both_stages(pair, tmp_path):
     assert metrics["classification"]["slice_window"] == 7
 
     result = runner.invoke(
-        cli, ["evaluate", pair["seg"], pair["data"], "--out", str(tmp_path / "one"), "--no-classifier"]
+        cli, ["evaluate", pair["seg"], "--data", pair["data"], "--out", str(tmp_path / "one"), "--no-classifier"]
     )
     assert result.exit_code == 0, result.output
     alone = json.loads((tmp_path / "one" / "metrics.json").read_text())
@@ -74,7 +74,7 @@ def test_two_stage_evaluation_reports_both_stages(pair, tmp_path):
     fp = {}
     for largest in ("true", "false"):  # the patient-level post-processing, on and off whatever the metadata says
         out = tmp_path / f"largest_{largest}"
-        args = ["evaluate", pair["seg"], pair["data"], "--out", str(out), "--no-classifier"]
+        args = ["evaluate", pair["seg"], "--data", pair["data"], "--out", str(out), "--no-classifier"]
         result = runner.invoke(cli, [*args, "--set", f"largest_component_3d={largest}"])
         assert result.exit_code == 0, result.output
         fp[largest] = json.loads((out / "metrics.json").read_text())["false_positive_slices"]
@@ -106,7 +106,7 @@ def test_two_stage_inference_writes_masks_overlays_volumes_and_rows(pair, tmp_pa
 
 def test_high_threshold_skips_the_segmenter(pair, tmp_path):
     case = sorted(os.listdir(pair["data"]))[0]
-    out = tmp_path / "table.json"
+    out = tmp_path / "table"
     args = [
         "infer",
         pair["seg"],
@@ -119,8 +119,8 @@ def test_high_threshold_skips_the_segmenter(pair, tmp_path):
     ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    rows = json.loads(out.read_text())
-    assert all(r["segmented"] is False and r["tumour_pixels"] == 0 and r["overlay_file"] == "" for r in rows)
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert all(r["segmented"] == "False" and r["tumour_pixels"] == "0" and r["overlay_file"] == "" for r in rows)
 
 
 def test_verify_both_bundles(pair):

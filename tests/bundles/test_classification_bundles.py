@@ -132,7 +132,7 @@ def test_medkit_cli_train_evaluate_infer(trained, tmp_path):
     assert model.is_file()
 
     result = runner.invoke(
-        cli, ["evaluate", trained["bundle"], data, "--out", str(tmp_path / "ev"), "--checkpoint", str(model)]
+        cli, ["evaluate", trained["bundle"], "--data", data, "--out", str(tmp_path / "ev"), "--checkpoint", str(model)]
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -141,18 +141,16 @@ def test_medkit_cli_train_evaluate_infer(trained, tmp_path):
     bad = tmp_path / "bad.jpeg"
     bad.write_bytes(b"")
     images = trained["images"]
-    out_json = tmp_path / "pred.json"
-    args = ["infer", trained["bundle"], images, str(bad), "--checkpoint", str(model), "--out", str(out_json)]
+    pred = tmp_path / "pred"
+    args = ["infer", trained["bundle"], images, str(bad), "--checkpoint", str(model), "--out", str(pred)]
     result = runner.invoke(cli, args)
     assert result.exit_code == 1
-    rows = json.loads(out_json.read_text())
+    rows = list(csv.DictReader((pred / "predictions.csv").open()))
     assert len(rows) == len(_images(images)) + 1
     assert rows[-1]["error"].startswith(f"{bad}: ") and "empty" in rows[-1]["error"]
     assert all(r["label"] for r in rows[:-1])
 
-    result = runner.invoke(
-        cli, ["infer", trained["bundle"], images, "--checkpoint", str(model), "--out", str(out_json)]
-    )
+    result = runner.invoke(cli, ["infer", trained["bundle"], images, "--checkpoint", str(model), "--out", str(pred)])
     assert result.exit_code == 0, result.output
 
 

@@ -25,7 +25,7 @@ def test_shipped_model_on_validation_split(medkit_data, tmp_path, bundle, folder
     if not os.path.isfile(os.path.join(path, "models", "model.pt")):
         pytest.skip(f"{bundle} ships no model")
     data = os.path.join(medkit_data, folder)
-    args = ["evaluate", path, data, "--split", "validation", "--out", str(tmp_path), "--set", "n_worst=4"]
+    args = ["evaluate", path, "--data", data, "--split", "validation", "--out", str(tmp_path), "--set", "n_worst=4"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -48,7 +48,7 @@ def test_shipped_brain_pipeline_on_held_out_patients(medkit_data, tmp_path):
     if not all(os.path.isfile(os.path.join(b, "models", "model.pt")) for b in (seg, cls)):
         pytest.skip("the brain bundles ship no models")
     data = os.path.join(medkit_data, "lgg-mri-segmentation")
-    args = ["evaluate", seg, data, "--split", "test", "--out", str(tmp_path), "--set", "n_worst=2"]
+    args = ["evaluate", seg, "--data", data, "--split", "test", "--out", str(tmp_path), "--set", "n_worst=2"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())

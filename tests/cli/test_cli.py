@@ -13,26 +13,40 @@ from medkit.cli.main import cli
 
 
 def test_prepare_writes_datalist(synthetic_cxr, tmp_path):
-    out = tmp_path / "dl.json"
-    result = CliRunner().invoke(cli, ["prepare", "pneumonia", synthetic_cxr, "--out", str(out), "--seed", "2"])
+    out = tmp_path / "prepared"
+    result = CliRunner().invoke(
+        cli, ["prepare", "pneumonia", "--data", synthetic_cxr, "--out", str(out), "--seed", "2"]
+    )
     assert result.exit_code == 0, result.output
-    d = json.loads(out.read_text())
+    d = json.loads((out / "datalist.json").read_text())
     assert d["training"] and d["validation"] and d["test"]
     assert "validation:" in result.output
 
 
+def _one_line_error(result) -> str:
+    """The output of a command that failed as every bad value should: exit status 1, one line."""
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
 def test_errors_are_one_line(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(cli, ["prepare", "pneumonia", str(tmp_path / "missing")])
-    assert result.exit_code != 0 and "data folder not found" in result.output
+    result = runner.invoke(cli, ["prepare", "pneumonia", "--data", str(tmp_path / "missing")])
+    assert "data folder not found" in _one_line_error(result)
+    assert "--data" in _one_line_error(runner.invoke(cli, ["prepare", "pneumonia"]))  # prepare needs --data
+    result = runner.invoke(cli, ["prepare", "pneumonia", "--data", str(tmp_path), "--fold", "-1"])
+    assert "Invalid value for '--fold'" in _one_line_error(result)  # click's own checks give one line too
     (tmp_path / "data" / "MRI").mkdir(parents=True)
-    result = runner.invoke(cli, ["prepare", "pneumonia", str(tmp_path / "data"), "--out", str(tmp_path / "x.json")])
-    assert result.exit_code == 1
+    result = runner.invoke(
+        cli, ["prepare", "pneumonia", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "x")]
+    )
     assert (
-        result.output.strip()
+        _one_line_error(result)
         == f"Error: {tmp_path / 'data' / 'MRI'}: unknown class folder (expected one of ['NORMAL', 'PNEUMONIA'])"
     )
-    assert not (tmp_path / "x.json").exists()
+    assert not (tmp_path / "x" / "datalist.json").exists()
     result = runner.invoke(cli, ["verify", str(tmp_path)])
     assert result.exit_code != 0 and "not a bundle" in result.output
 
@@ -50,9 +64,11 @@ def test_export_zip_is_a_bundle(pneumonia_bundle, tmp_path, monkeypatch):
     from medkit.bundle import resolve_bundle
 
     monkeypatch.setenv("MEDKIT_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "pneumonia.zip"
-    result = CliRunner().invoke(cli, ["export", pneumonia_bundle, "--out", str(out)])
+    version = json.loads(open(os.path.join(pneumonia_bundle, "configs", "metadata.json")).read())["version"]
+    out = tmp_path / "shared" / f"pneumonia-{version}.zip"  # --out is the folder; the zip is named after the bundle
+    result = CliRunner().invoke(cli, ["export", pneumonia_bundle, "--out", str(tmp_path / "shared")])
     assert result.exit_code == 0, result.output
+    assert os.listdir(tmp_path / "shared") == [out.name]
     names = zipfile.ZipFile(out).namelist()
     assert "pneumonia/configs/metadata.json" in names and not any("/runs/" in n for n in names)
     unpacked = resolve_bundle(str(out))
@@ -60,6 +76,61 @@ def test_export_zip_is_a_bundle(pneumonia_bundle, tmp_path, monkeypatch):
         os.listdir(os.path.join(pneumonia_bundle, "configs"))
     )
     assert resolve_bundle(str(out)) == unpacked  # unpacked once
+
+
+@pytest.mark.parametrize("verb", ["export", "infer", "prepare"])
+def test_out_is_a_folder(verb, pneumonia_bundle, synthetic_cxr, tmp_path):
+    """``--out`` names a folder on every verb; a file name (the old spelling) is refused, nothing written."""
+    args = {
+        "export": ["export", pneumonia_bundle],
+        "infer": ["infer", pneumonia_bundle, synthetic_cxr],
+        "prepare": ["prepare", "pneumonia", "--data", synthetic_cxr],
+    }[verb]
+    for name in ("out.zip", "predictions.csv", "datalist.json"):
+        result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / name)])
+        assert "--out takes a folder" in _one_line_error(result)
+    assert os.listdir(tmp_path) == []
+
+
+def _zipped_bundle(bundle: str, path) -> str:
+    """A zip of the bundle's configs (all a command reads before it runs anything)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in os.listdir(os.path.join(bundle, "configs")):
+            zf.write(os.path.join(bundle, "configs", name), f"pneumonia/configs/{name}")
+    return str(path)
+
+
+def test_threshold_write_refuses_a_zipped_bundle(pneumonia_bundle, synthetic_cxr, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MEDKIT_CACHE", str(cache))
+    zipped = _zipped_bundle(pneumonia_bundle, tmp_path / "pneumonia.zip")
+    result = CliRunner().invoke(cli, ["threshold", zipped, "--data", synthetic_cxr, "--write"])
+    assert _one_line_error(result) == (
+        f"Error: {zipped}: cannot --write into a zipped bundle; unzip it and pass the folder"
+    )
+    assert not cache.exists()  # refused before the zip was unpacked
+
+
+def test_data_comes_from_data_or_medkit_data(pneumonia_bundle, synthetic_cxr, tmp_path, monkeypatch):
+    """``--data`` wins; without it the bundle's data folder under MEDKIT_DATA; without both, one line."""
+    from medkit.cli.common import data_dir
+    from medkit.errors import MedkitError
+
+    monkeypatch.delenv("MEDKIT_DATA", raising=False)
+    assert data_dir(pneumonia_bundle, synthetic_cxr) == synthetic_cxr
+    for verb in (["evaluate", pneumonia_bundle, "--out", str(tmp_path / "ev")], ["threshold", pneumonia_bundle]):
+        result = CliRunner().invoke(cli, verb)
+        assert _one_line_error(result) == "Error: no data: give --data DIR or set MEDKIT_DATA"
+    result = CliRunner().invoke(cli, ["train", pneumonia_bundle, "--data", str(tmp_path / "nowhere")])
+    assert "Invalid value for '--data'" in _one_line_error(result) and "data folder not found" in result.output
+    monkeypatch.setenv("MEDKIT_DATA", str(tmp_path))
+    with pytest.raises(MedkitError, match="chest_xray: data folder not found"):
+        data_dir(pneumonia_bundle, None)
+    os.symlink(synthetic_cxr, tmp_path / "chest_xray")  # the folder pneumonia's metadata names (medkit.data_folder)
+    assert data_dir(pneumonia_bundle, None) == str(tmp_path / "chest_xray")
+    assert data_dir(pneumonia_bundle, synthetic_cxr) == synthetic_cxr
 
 
 def test_lr_find_on_synthetic(pneumonia_bundle, synthetic_cxr, tmp_path):
@@ -75,15 +146,18 @@ def test_lr_find_on_synthetic(pneumonia_bundle, synthetic_cxr, tmp_path):
 
 def test_prepare_lgg_cross_validation_fold(synthetic_lgg, tmp_path):
     runner = CliRunner()
-    out = tmp_path / "fold1.json"
-    result = runner.invoke(cli, ["prepare", "lgg", synthetic_lgg, "--out", str(out), "--folds", "3", "--fold", "1"])
+    out = tmp_path / "fold1"
+    args = ["prepare", "lgg", "--data", synthetic_lgg, "--out", str(out), "--folds", "3", "--fold", "1", "--volumes"]
+    result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
-    d = json.loads(out.read_text())
+    d = json.loads((out / "datalist.json").read_text())
     assert d["fold"]["fold"] == 1 and len({i["patient"] for i in d["test"]}) == 2
-    result = runner.invoke(cli, ["prepare", "lgg", synthetic_lgg, "--folds", "3", "--fold", "3"])
-    assert result.exit_code != 0 and "--fold must be below --folds (3)" in result.output
-    result = runner.invoke(cli, ["prepare", "pneumonia", synthetic_lgg, "--folds", "3"])
-    assert result.exit_code != 0 and "--folds applies to the lgg source only" in result.output
+    cases = {i["case"] for split in ("training", "validation", "test") for i in d[split]}
+    assert sorted(os.listdir(out / "volumes")) == sorted(f"{c}{s}.nii.gz" for c in cases for s in ("", "_mask"))
+    result = runner.invoke(cli, ["prepare", "lgg", "--data", synthetic_lgg, "--folds", "3", "--fold", "3"])
+    assert "--fold must be below --folds (3)" in _one_line_error(result)
+    result = runner.invoke(cli, ["prepare", "pneumonia", "--data", synthetic_lgg, "--folds", "3"])
+    assert "--folds applies to the lgg source only" in _one_line_error(result)
 
 
 def test_demo_runs_the_whole_pneumonia_job(tmp_path):

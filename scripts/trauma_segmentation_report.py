@@ -1,11 +1,10 @@
 """What the abdominal_trauma network segments on a split of a data set with masks (the synthetic RSNA set).
 
-For each patient series of the split (the bundle's own patient split of DATA_ROOT), the network's
-segmentation on its own output grid (``net.segment``: the input grid for the EvidenceClassifier, 1/4 of it for
-the SegGuidedClassifier) is compared with the series' mask brought to that grid by
-``medkit.losses.rsna.pool_labels`` (injuries outrank organs). Reports Dice per label over the split, and
-for each injury label how well its largest predicted probability in a volume separates the injured patients
-from the others (ROC AUC against the patient's target label; high grade against the rest too).
+For each patient series of the split (the bundle's own patient split of DATA_ROOT), the EvidenceClassifier's
+segmentation (``net.segment``, on the preprocessed input's grid) is compared with the series' mask, preprocessed
+the same way. Reports Dice per label over the split, and for each injury label how well its largest predicted
+probability in a volume separates the injured patients from the others (ROC AUC against the patient's target
+label; high grade against the rest too).
 
 Usage:
   python scripts/trauma_segmentation_report.py --data synth_seg --split validation --out seg_report.json
@@ -49,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     from medkit.bundle import load_metadata, meta_component
     from medkit.data import make_datalist
     from medkit.data.rsna import SEGMENTATION_LABELS
-    from medkit.losses.rsna import pool_labels
     from medkit.metrics.rsna import TARGET_NAMES
     from medkit.networks import load_pretrained
 
@@ -69,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         for batch in DataLoader(Dataset(items, pre), batch_size=8, num_workers=0):
             seg = net.segment(batch["image"])
             probs = torch.softmax(seg, 1)
-            truth = pool_labels(batch["seg"], tuple(probs.shape[2:]))[:, 0].clamp(min=0)
+            truth = batch["seg"][:, 0].long().clamp(min=0)
+            if truth.shape != probs.shape[:1] + probs.shape[2:]:
+                sys.exit(f"segmentation of size {tuple(probs.shape[2:])} for masks of size {tuple(truth.shape[1:])}")
             pred = probs.argmax(1)
             for label in range(1, n):
                 inter[label] += int(((pred == label) & (truth == label)).sum())

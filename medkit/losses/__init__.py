@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from medkit.losses.focal import FocalLoss, classification_loss
-from medkit.losses.rsna import MaskedDiceCELoss, RSNASegLoss, RSNAWeightedLoss
+from medkit.losses.rsna import MaskedDiceCELoss, RSNAWeightedLoss
 from medkit.losses.tversky import SEGMENTATION_LOSSES, FocalTverskyLoss, segmentation_loss
 
 __all__ = [
     "MaskedDiceCELoss",
     "RSNAWeightedLoss",
-    "RSNASegLoss",
     "FocalLoss",
     "classification_loss",
     "FocalTverskyLoss",

@@ -1,4 +1,4 @@
-"""The RSNA 2023 score as a training loss: per-target softmax, the competition's sample weights and any_injury."""
+"""RSNA 2023 trauma losses: the competition score as a training loss; masked Dice + cross-entropy for voxel labels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from medkit.metrics.rsna import weighted_log_loss
 
-__all__ = ["RSNAWeightedLoss", "RSNASegLoss", "MaskedDiceCELoss", "pool_labels", "masked_dice_ce"]
+__all__ = ["RSNAWeightedLoss", "MaskedDiceCELoss", "masked_dice_ce"]
 
 
 class RSNAWeightedLoss(nn.Module):
@@ -34,24 +34,6 @@ class RSNAWeightedLoss(nn.Module):
         parts = weighted_log_loss(logits.float(), labels, logits=True, eps=self.eps)
         organs = [v for k, v in parts.items() if k not in ("any_injury", "score")]
         return (torch.stack(organs).sum() + self.any_weight * parts["any_injury"]) / (len(organs) + self.any_weight)
-
-
-def pool_labels(labels: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Shrink an ``(N, 1, *spatial)`` integer label map to ``size`` keeping the highest label of each block.
-
-    With ``medkit.data.rsna.SEGMENTATION_LABELS`` the injuries (6-10) outrank the organs (1-5), so a lesion of a
-    single voxel still marks its block; -1 (unlabelled) survives only where the whole block is unlabelled.
-    Sizes that are not whole multiples are brought to ``size`` by nearest-neighbour afterwards.
-    """
-    if tuple(labels.shape[2:]) == tuple(size):
-        return labels
-    dims = labels.ndim - 2
-    factor = [max(1, s // t) for s, t in zip(labels.shape[2:], size)]
-    pool = F.max_pool3d if dims == 3 else F.max_pool2d
-    out = pool(labels.float(), kernel_size=factor, stride=factor, ceil_mode=True)
-    if tuple(out.shape[2:]) != tuple(size):
-        out = F.interpolate(out, size=size, mode="nearest")
-    return out.long()
 
 
 def masked_dice_ce(
@@ -114,41 +96,3 @@ class MaskedDiceCELoss(nn.Module):
                 f"label map of size {tuple(seg.shape[2:])} for logits of size {tuple(seg_logits.shape[2:])}"
             )
         return masked_dice_ce(seg_logits, seg, smooth=self.smooth, class_weights=self.class_weights)
-
-
-class RSNASegLoss(nn.Module):
-    """``RSNAWeightedLoss`` on the class logits plus ``seg_weight`` x (cross-entropy + Dice) on the segmentation.
-
-    For networks that also segment (``medkit.networks.SegGuidedClassifier``): ``preds`` is ``(class_logits,
-    seg_logits)`` and ``targets`` ``(labels, seg)`` (``medkit.workflows.PrepareBatchWithSeg``), the label map
-    pooled to the logits' size (``pool_labels``), -1 voxels ignored. Plain logits or plain labels (evaluation,
-    or a data set without masks) give the classification loss alone.
-
-    Args:
-        seg_weight: weight of the segmentation term.
-        eps: probability clip of the classification loss.
-        any_weight: weight of the any_injury term (see ``RSNAWeightedLoss``).
-        seg_class_weights: cross-entropy weight of each segmentation label (``None``: equal), e.g. 10 for the
-            injury labels, a few voxels in a hundred thousand.
-    """
-
-    def __init__(
-        self,
-        seg_weight: float = 1.0,
-        eps: float = 1e-7,
-        any_weight: float = 1.0,
-        seg_class_weights: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__()
-        self.seg_weight = float(seg_weight)
-        self.seg_class_weights = None if seg_class_weights is None else [float(w) for w in seg_class_weights]
-        self.classification = RSNAWeightedLoss(eps=eps, any_weight=any_weight)
-
-    def forward(self, preds: torch.Tensor | tuple, targets: torch.Tensor | tuple) -> torch.Tensor:
-        logits, seg_logits = preds if isinstance(preds, (tuple, list)) else (preds, None)
-        labels, seg = targets if isinstance(targets, (tuple, list)) else (targets, None)
-        loss = self.classification(logits, labels)
-        if seg_logits is None or seg is None or not self.seg_weight:
-            return loss
-        seg = pool_labels(convert_to_tensor(seg, track_meta=False), tuple(seg_logits.shape[2:]))
-        return loss + self.seg_weight * masked_dice_ce(seg_logits, seg, class_weights=self.seg_class_weights)

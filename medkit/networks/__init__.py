@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from medkit.networks.evidence import EvidenceClassifier
-from medkit.networks.multihead import MultiHeadClassifier
 from medkit.networks.resunet import ResEncoderClassifier, ResUNet
-from medkit.networks.segguided import SegGuidedClassifier
 from medkit.networks.weights import load_pretrained, sha256_of
 
 __all__ = [
     "EvidenceClassifier",
-    "MultiHeadClassifier",
-    "SegGuidedClassifier",
     "ResUNet",
     "ResEncoderClassifier",
     "load_pretrained",

@@ -10,9 +10,13 @@ import torch.nn.functional as F
 from monai.networks.nets import UNet
 from torch import nn
 
-from medkit.networks.multihead import check_heads
-
 __all__ = ["EvidenceClassifier"]
+
+
+def _check_heads(heads: Mapping[str, int]) -> None:
+    """Raise ``ValueError`` unless ``heads`` maps target names to at least 2 classes each."""
+    if not heads or any(int(n) < 2 for n in heads.values()):
+        raise ValueError(f"heads must map target names to at least 2 classes each, got {dict(heads)}")
 
 
 class EvidenceClassifier(nn.Module):
@@ -56,7 +60,7 @@ class EvidenceClassifier(nn.Module):
         head_labels: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
-        check_heads(heads)
+        _check_heads(heads)
         if int(seg_classes) < 2:
             raise ValueError(f"seg_classes must be at least 2 (background and one label), got {seg_classes}")
         if len(strides) != len(channels) - 1:

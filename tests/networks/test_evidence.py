@@ -47,12 +47,18 @@ def test_evidence_is_the_largest_probability_and_the_soft_voxel_count():
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"heads": {"a": 1}}, {"seg_classes": 1}, {"strides": (2,)}],
+    "kwargs, message",
+    [
+        ({"heads": {"a": 1}}, "at least 2 classes"),
+        ({"heads": {}}, "at least 2 classes"),
+        ({"seg_classes": 1}, "seg_classes"),
+        ({"strides": (2,)}, "strides"),
+        ({"head_labels": {"liver": [4]}}, "head_labels"),
+    ],
 )
-def test_bad_arguments(kwargs):
-    args = {"heads": HEADS, "channels": (4, 8, 16), "strides": (2, 2), **kwargs}
-    with pytest.raises(ValueError):
+def test_bad_arguments(kwargs, message):
+    args = {"heads": HEADS, "seg_classes": 4, "channels": (4, 8, 16), "strides": (2, 2), **kwargs}
+    with pytest.raises(ValueError, match=message):
         EvidenceClassifier(**args)
 
 
@@ -72,6 +78,10 @@ def test_prepare_batch_seg_only():
     assert image.shape == (2, 3, 4, 4, 4) and torch.equal(target, batch["seg"])
     with pytest.raises(KeyError, match="seg"):
         PrepareBatchWithSeg("seg", seg_only=True)({"image": batch["image"], "label": batch["label"]})
+    with pytest.raises(KeyError, match="seg"):  # collated mask paths are not label maps
+        PrepareBatchWithSeg()({**batch, "seg": ["a.nii", "b.nii"]})
+    with pytest.raises(ValueError, match="seg_only must be True"):
+        PrepareBatchWithSeg("seg", seg_only=False)
 
 
 def _toy_batches(n: int = 48) -> list[dict]:

@@ -258,11 +258,18 @@ def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
     import torch
     from monai.bundle import ConfigWorkflow, verify_metadata
 
+    from medkit.bundle.properties import missing_ids
     from medkit.data.synthetic import SYNTHETIC
 
     results: list[tuple[str, bool, str]] = []
     meta_file = os.path.join(bundle_dir, "configs", "metadata.json")
-    source = load_metadata(bundle_dir).get("medkit", {}).get("data", {}).get("source", "")
+    meta = load_metadata(bundle_dir)
+    source = meta.get("medkit", {}).get("data", {}).get("source", "")
+    try:
+        stages = train_stages(bundle_dir)
+        results.append(("training stages", True, "; ".join(" + ".join(stage) for stage in stages)))
+    except MedkitError as e:
+        results.append(("training stages", False, str(e)))
     scratch = tempfile.TemporaryDirectory(prefix="medkit-verify-")
     # check_properties instantiates the workflows, so they get a tiny synthetic data set and a scratch output
     overrides = {"ckpt_dir": scratch.name, "output_dir": scratch.name, "output_file": f"{scratch.name}/p.csv"}
@@ -278,6 +285,11 @@ def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
         if not os.path.isfile(config_file):
             results.append((f"{workflow} properties", False, f"{config_file} is missing"))
             continue
+        with open(config_file) as f:
+            missing_cli = missing_ids(json.load(f), filename, meta)
+        results.append(
+            (f"{workflow} medkit ids", not missing_cli, f"missing: {missing_cli}" if missing_cli else "complete")
+        )
         try:
             wf = ConfigWorkflow(
                 config_file=config_file,

@@ -66,6 +66,9 @@ def trained(tmp_path_factory, case) -> dict:
     work = tmp_path_factory.mktemp(case["name"])
     bundle = str(work / f"{case['name']}_copy")
     shutil.copytree(case["bundle"], bundle, ignore=shutil.ignore_patterns("model.pt", "runs", "eval"))
+    if case["name"] == "brain_mri_classification":  # its recipe starts from the segmenter beside it
+        segmenter = os.path.join(BUNDLES, "brain_mri_segmentation")
+        shutil.copytree(segmenter, work / "brain_mri_segmentation", ignore=shutil.ignore_patterns("runs", "eval"))
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
     _bundle_run(os.path.join(bundle, "configs", "train.json"), str(elsewhere), dataset_dir=case["data"], **FAST)

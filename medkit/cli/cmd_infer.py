@@ -24,7 +24,6 @@ from medkit.cli.common import (
 )
 
 #: the table every bundle's inference writes into ``--out``
-TABLE_NAME = "predictions.csv"
 
 
 def _is_segmentation(bundle: str) -> bool:
@@ -33,13 +32,10 @@ def _is_segmentation(bundle: str) -> bool:
     return task_type(bundle) == "segmentation"
 
 
-def _output_settings(bundle: str, out_dir: str) -> dict:
-    """Config overrides that put a bundle's inference outputs in ``out_dir``: the table ``predictions.csv`` there
-    (``output_file``), and for segmentation bundles the masks and overlays too (``output_dir``)."""
-    out_dir = os.path.abspath(out_dir)
-    if _is_segmentation(bundle):
-        return {"output_dir": out_dir, "output_file": TABLE_NAME}
-    return {"output_file": os.path.join(out_dir, TABLE_NAME)}
+def _output_settings(out_dir: str) -> dict:
+    """Config overrides that put a bundle's inference outputs in ``out_dir``: the table ``predictions.csv`` and, for
+    segmentation bundles, the masks, overlays and volumes (every inference config writes under ``output_dir``)."""
+    return {"output_dir": os.path.abspath(out_dir)}
 
 
 def run_inference(
@@ -63,7 +59,7 @@ def run_inference(
     from medkit.errors import MedkitError
     from medkit.handlers import GradCAMSaver
 
-    settings: dict = {"inputs": list(inputs), **_output_settings(bundle, out_dir), **(extra or {})}
+    settings: dict = {"inputs": list(inputs), **_output_settings(out_dir), **(extra or {})}
     if checkpoint:
         settings["ckpt_path"] = os.path.abspath(checkpoint)
     settings.update(threshold_settings(threshold))
@@ -74,7 +70,7 @@ def run_inference(
     evaluator = wf.parser.get_parsed_content("evaluator")
     attach_progress(evaluator, "infer")
     if explain_dir:
-        meta = wf.parser.get("_meta_", {}).get("medkit", {})
+        meta = wf.parser.get_parsed_content("meta").get("medkit", {})
         if not meta.get("gradcam_layer"):
             raise MedkitError(f"{bundle}: metadata.json names no medkit.gradcam_layer, so it cannot explain")
         saver = GradCAMSaver(

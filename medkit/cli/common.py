@@ -159,12 +159,13 @@ def classifier_options(func):
 def two_stage_settings(bundle_dir: str, classifier: str | None, no_classifier: bool) -> dict:
     """Config overrides that turn a segmentation bundle's classifier stage on or off.
 
-    The default classifier is the one named in the bundle's metadata (``medkit.classifier_bundle``).
+    Without either option the bundle's own configs apply the classifier its metadata names
+    (``medkit.classifier_bundle``), as ``monai.bundle run`` and MONAI Label do.
 
     Raises:
         click.UsageError: a classifier is asked of a bundle that is not a segmentation bundle.
     """
-    from medkit.bundle import load_metadata, task_type
+    from medkit.bundle import task_type
 
     if task_type(bundle_dir) != "segmentation":
         if classifier:
@@ -172,8 +173,7 @@ def two_stage_settings(bundle_dir: str, classifier: str | None, no_classifier: b
         return {}
     if no_classifier:
         return {"classifier_bundle": ""}
-    chosen = classifier or load_metadata(bundle_dir)["medkit"].get("classifier_bundle", "")
-    return {"classifier_bundle": chosen} if chosen else {}
+    return {"classifier_bundle": classifier} if classifier else {}
 
 
 def threshold_option(func):

@@ -30,7 +30,7 @@ def pair(tmp_path_factory, synthetic_lgg) -> dict:
         )
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
-    for name in PAIR:
+    for name in reversed(PAIR):  # the segmenter first: the classifier's recipe starts from its weights
         train = str(bundles / name / "configs" / "train.json")
         _bundle_run(train, str(elsewhere), dataset_dir=synthetic_lgg, val_interval=1, **FAST)
         assert (bundles / name / "models" / "model.pt").is_file()
@@ -136,9 +136,27 @@ def test_classifier_trains_from_mask_labels_as_monai_label_gives_them(synthetic_
 
     bundle = tmp_path / "brain_mri_classification"
     shutil.copytree(os.path.join(BUNDLES, PAIR[0]), bundle, ignore=shutil.ignore_patterns("model.pt", "runs", "eval"))
+    shutil.copytree(os.path.join(BUNDLES, PAIR[1]), tmp_path / PAIR[1], ignore=shutil.ignore_patterns("runs", "eval"))
     masks = sorted(glob.glob(os.path.join(synthetic_lgg, "**", "*_mask.tif"), recursive=True))
     items = [{"image": m.replace("_mask.tif", ".tif"), "label": m} for m in masks]
     datalist = tmp_path / "datalist.json"
     datalist.write_text(json.dumps({"training": items[8:], "validation": items[:8]}))
     _bundle_run(str(bundle / "configs" / "train.json"), str(tmp_path), datalist_file=str(datalist), **FAST)
     assert (bundle / "models" / "model.pt").is_file()
+
+
+def test_medkit_train_runs_every_stage_of_the_recipe(pair, tmp_path):
+    """The segmenter's recipe is two stages (train.json, then train.json + finetune.json from its model):
+    ``medkit train`` runs both and keeps the first stage's model; ``--stage 2`` runs the second alone."""
+    import torch
+
+    out = tmp_path / "run"
+    args = ["train", pair["seg"], "--data", pair["data"], "--epochs", "1", "--out", str(out), "--set", "batch_size=8"]
+    result = CliRunner().invoke(cli, [*args, "--set", "num_workers=0"])
+    assert result.exit_code == 0, result.output
+    stage1, final = out / "models" / "model_stage1.pt", out / "models" / "model.pt"
+    assert stage1.is_file() and final.is_file()
+    first, second = (torch.load(p, weights_only=True)["model"] for p in (stage1, final))
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # stage 2 trained on from stage 1
+    result = CliRunner().invoke(cli, [*args, "--stage", "2", "--stage", "3"])
+    assert result.exit_code == 1 and "no training stage 3" in result.output

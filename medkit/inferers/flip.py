@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -32,10 +32,21 @@ class FlipTTAInferer(Inferer):
         self.inferer = inferer
         self.flips = [dims for n in range(len(axes) + 1) for dims in itertools.combinations(axes, n)]
 
-    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
-        total = None
+    def views(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> Iterator[torch.Tensor]:
+        """Each view's output of ``inferer``, flipped back and as float, the unflipped view first."""
         for dims in self.flips:
             out = self.inferer(inputs.flip(dims) if dims else inputs, network, *args, **kwargs)
-            out = out.flip(dims) if dims else out
-            total = out.float() if total is None else total + out.float()
-        return total / len(self.flips)
+            yield (out.flip(dims) if dims else out).float()
+
+    @staticmethod
+    def average(views: Iterable[torch.Tensor]) -> torch.Tensor:
+        """The mean of the views' outputs (``views`` gives them), summed in order."""
+        total, n = None, 0
+        for out in views:
+            total, n = (out if total is None else total + out), n + 1
+        if total is None:
+            raise ValueError("average needs at least one view")
+        return total / n
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self.average(self.views(inputs, network, *args, **kwargs))

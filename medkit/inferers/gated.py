@@ -16,7 +16,32 @@ from medkit.metrics.classification import averages_stacks, stack_scores
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GatedInferer"]
+__all__ = ["GatedInferer", "gate_slices", "passes_gate"]
+
+
+def passes_gate(scores, thresholds):
+    """The gate's rule: a slice goes to the segmenter when its score reaches its threshold (``score >= threshold``;
+    arrays or tensors alike)."""
+    return scores >= thresholds
+
+
+def gate_slices(
+    probs: Sequence[float],
+    cases: Sequence[str],
+    slices: Sequence[int | str],
+    threshold: float,
+    slice_window: int = 1,
+    stack_threshold: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``GatedInferer``'s decision for slices whose classifier probabilities are already known (e.g. the held-out
+    predictions of a cross-validation): the arguments are ``stack_scores``'s, and so are the scores.
+
+    Returns:
+        ``(scores, thresholds, passed)``: per slice its score (its own probability, or the mean of its slice window
+        in a stack), the threshold it is decided against, and whether it goes to the segmenter.
+    """
+    scores, thresholds, _ = stack_scores(probs, cases, slices, threshold, slice_window, stack_threshold)
+    return scores, thresholds, passes_gate(scores, thresholds)
 
 
 class GatedInferer(Inferer):
@@ -121,7 +146,7 @@ class GatedInferer(Inferer):
             if k:
                 prob[i], threshold[i] = self._stack[keys[i]]
         self.last_probability, self.last_threshold = prob, threshold
-        keep = prob >= threshold
+        keep = passes_gate(prob, threshold)
         out = inputs.new_full((inputs.shape[0], self.out_channels, *inputs.shape[2:]), self.background_logit)
         if keep.any():
             out[keep] = self.inferer(inputs[keep], network, *args, **kwargs).to(out.dtype)

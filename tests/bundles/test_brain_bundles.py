@@ -156,7 +156,7 @@ def test_medkit_train_runs_every_stage_of_the_recipe(pair, tmp_path):
     assert result.exit_code == 0, result.output
     stage1, final = out / "models" / "model_stage1.pt", out / "models" / "model.pt"
     assert stage1.is_file() and final.is_file()
-    first, second = (torch.load(p, weights_only=True)["model"] for p in (stage1, final))
+    first, second = (torch.load(p, weights_only=True) for p in (stage1, final))
     assert any(not torch.equal(first[k], second[k]) for k in first)  # stage 2 trained on from stage 1
     result = CliRunner().invoke(cli, [*args, "--stage", "2", "--stage", "3"])
     assert result.exit_code == 1 and "no training stage 3" in result.output

@@ -446,20 +446,46 @@ def classifier_gate(
     }
 
 
+def _parsing_meta() -> Mapping[str, Any] | None:
+    """The ``_meta_`` section of the ``ConfigParser`` whose config is being resolved (with any ``--_meta_#...``
+    override applied), found on the call stack as ``config_bundle_root`` finds its workflow; ``None`` when no
+    parser there holds one (MONAI Label parses inference.json without metadata.json)."""
+    from monai.bundle import ConfigParser
+
+    frame = inspect.currentframe()
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, ConfigParser):
+            meta = vars(owner).get("config", {}).get("_meta_")  # the instance dict: no config-id lookup
+            if isinstance(meta, Mapping) and "medkit" in meta:
+                return meta
+        frame = frame.f_back
+    return None
+
+
 def meta_component(bundle_root: str, key: str, **overrides: Any) -> Any:
-    """Instantiate ``medkit.<key>`` of the bundle's metadata.json (network, preprocessing...).
+    """Instantiate ``medkit.<key>`` of the bundle's metadata (network, preprocessing, augmentation...): the one way
+    every workflow config reaches the definitions metadata.json holds once.
 
-    The same object ``@_meta_#medkit#<key>`` gives, but read from the file itself; ``overrides`` set arguments
-    of that definition first (``meta_component(root, "preprocessing", seg_key="seg")``: the training variant
-    of the shared preprocessing).
+    Inside a config being parsed with its metadata (``monai.bundle run``, ``medkit``) the definition is that
+    parser's ``_meta_``, so ``--_meta_#medkit#preprocessing#equalize False`` and the like apply; where the metadata
+    was not read (MONAI Label parses inference.json alone), it is read from ``<bundle_root>/configs/metadata.json``.
+    ``overrides`` set arguments of the definition first (``meta_component(root, "preprocessing", seg_key="seg")``:
+    the training variant of the shared preprocessing).
 
-    MONAI Label parses a bundle's inference.json without its metadata (``@_meta_`` is empty there), so the
-    inference configs reach the shared definitions through this function and ``load_metadata(@bundle_root)``.
+    Raises:
+        MedkitError: the metadata has no ``medkit.<key>``.
     """
+    import copy
+
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_meta(os.path.join(os.fspath(bundle_root), "configs", "metadata.json"))
+    meta = _parsing_meta()
+    if meta is None:
+        parser.read_meta(os.path.join(os.fspath(bundle_root), "configs", "metadata.json"))
+    else:
+        parser["_meta_"] = copy.deepcopy(dict(meta))
     if key not in parser.get("_meta_", {}).get("medkit", {}):
         raise MedkitError(f"{bundle_root}: metadata.json has no medkit.{key}")
     for name, value in overrides.items():

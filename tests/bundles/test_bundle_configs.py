@@ -206,3 +206,22 @@ def test_loader_workers_only_with_the_cache_in_host_memory(bundle):
         to_device = parser.get_parsed_content("to_device")
         assert bool(to_device) == (device == "cuda" and gpu_cache)
         assert parser.get_parsed_content("train#dataloader#num_workers") == (0 if to_device else workers)
+
+
+@pytest.mark.parametrize("name", ["train.json", "evaluate.json", "inference.json"])
+def test_metadata_overrides_reach_the_shared_definitions(name):
+    """Workflow configs reach metadata's definitions one way (``medkit.bundle.meta_component``), and a
+    ``_meta_#medkit#...`` override of the run applies to them, as ``@_meta_`` references would."""
+    sizes = lambda compose: [t.resizer.spatial_size for t in compose.transforms if hasattr(t, "resizer")]  # noqa: E731
+    plain = _parsed("covid", name).get_parsed_content("preprocessing")
+    changed = _parsed("covid", name, **{"_meta_#medkit#preprocessing#spatial_size": [96, 96]})
+    plain = plain if hasattr(plain, "transforms") else _compose(plain)
+    other = changed.get_parsed_content("preprocessing")
+    other = other if hasattr(other, "transforms") else _compose(other)
+    assert sizes(plain) == [[160, 160]] and sizes(other) == [[96, 96]]
+
+
+def _compose(transforms):
+    from monai.transforms import Compose
+
+    return Compose(transforms)

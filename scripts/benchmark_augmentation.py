@@ -13,7 +13,7 @@ synchronisation. Prints and writes JSON.
 
 Usage:
   python scripts/benchmark_augmentation.py bundles/brain_mri_segmentation --data DATA_DIR --out bench_aug.json \
-      [--set gpu_cache=false] [--set "_meta_#network_data_format#inputs#image#spatial_shape=[128,128]"]
+      [--set gpu_cache=false] [--set "patch_size=[128,128]"]
 """
 
 from __future__ import annotations

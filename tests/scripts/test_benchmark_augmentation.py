@@ -14,7 +14,7 @@ def test_augmentation_profile_times_each_transform_and_the_step(tmp_path, synthe
     bundle = os.path.join(REPO, "bundles", "brain_mri_segmentation")
     out = tmp_path / "aug.json"
     cmd = [sys.executable, SCRIPT, bundle, "--data", synthetic_lgg, "--n", "6", "--steps", "1", "--out", str(out)]
-    cmd += ["--set", "batch_size=2", "--set", "_meta_#network_data_format#inputs#image#spatial_shape=[64,64]"]
+    cmd += ["--set", "batch_size=2", "--set", "patch_size=[64,64]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = json.loads(out.read_text())

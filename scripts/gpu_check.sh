@@ -9,7 +9,8 @@
 #     PYTEST_WORKERS; every test's outcome in pytest.xml), and crossval, the brain segmenter's cross-validation
 #     machinery (folds side by side, final model, study) at miniature size;
 #  4. epochs: the brain segmenter's training epoch time with the cache on the GPU and in host memory (loader
-#     processes), four trainings side by side on 128-pixel patches (fold 0 of 4 of LGG_DIR's patients);
+#     processes), four trainings side by side by the recipe (fold 0 of 4 of LGG_DIR's patients; each stage
+#     --epochs long: 128-pixel patches, then whole slices, their epoch times listed in that order);
 # then a summary on standard output, and every log and figure under OUT_DIR packed into OUT_DIR/logs.tar.gz (model
 # weights left out), one file to bring back. STEPS (default "profile bench tests crossval epochs") picks steps.
 # LGG_DIR needs at least 8 patients. Needs pytest-xdist.
@@ -50,9 +51,9 @@ if step tests; then
   pytest_pid=$!
 fi
 if step crossval; then
-  $PY scripts/crossval_brain.py --data "$lgg" --out "$out/cv" --folds 2 --epochs 2 --all --study --parallel 3 \
-    >"$out/crossval.log" 2>&1
-  echo "crossval_brain: exit $?"
+  $PY -m medkit.cli.main crossval bundles/brain_mri_segmentation --data "$lgg" --out "$out/cv" --folds 2 --epochs 2 \
+    --all --study --parallel 3 >"$out/crossval.log" 2>&1
+  echo "crossval: exit $?"
 fi
 if step tests; then
   wait $pytest_pid
@@ -60,11 +61,11 @@ if step tests; then
 fi
 if step epochs; then
   for cache in gpu host; do
-    opts=(--set "$patch" --set channels_last=true)
+    opts=(--set channels_last=true)
     [ $cache = host ] && opts+=(--set gpu_cache=false --set train_workers=3)
     for epochs in 1 5; do
-      $PY scripts/crossval_brain.py --data "$lgg" --out "$out/epoch_${cache}_$epochs" --folds 4 --fold 0 \
-        --epochs $epochs "${opts[@]}" >"$out/epoch_${cache}_$epochs.log" 2>&1 &
+      $PY -m medkit.cli.main crossval bundles/brain_mri_segmentation --data "$lgg" --out "$out/epoch_${cache}_$epochs" \
+        --folds 4 --fold 0 --epochs $epochs "${opts[@]}" >"$out/epoch_${cache}_$epochs.log" 2>&1 &
     done
   done
   wait

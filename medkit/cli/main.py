@@ -56,6 +56,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from medkit.cli import (
+        cmd_crossval,
         cmd_demo,
         cmd_evaluate,
         cmd_explain,
@@ -75,6 +76,7 @@ def _register() -> None:
         cmd_explain,
         cmd_infer,
         cmd_lr_find,
+        cmd_crossval,
         cmd_threshold,
         cmd_verify,
         cmd_export,

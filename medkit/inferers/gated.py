@@ -16,32 +16,14 @@ from medkit.metrics.classification import averages_stacks, stack_scores
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GatedInferer", "gate_slices", "passes_gate"]
+__all__ = ["GatedInferer", "passes_gate"]
 
 
-def passes_gate(scores, thresholds):
+def passes_gate(scores: np.ndarray | torch.Tensor, thresholds: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """The gate's rule: a slice goes to the segmenter when its score reaches its threshold (``score >= threshold``;
-    arrays or tensors alike)."""
+    arrays or tensors alike). With scores and thresholds from ``stack_scores`` it decides slices whose classifier
+    probabilities are already known (a cross-validation's held-out predictions) as ``GatedInferer`` gates them."""
     return scores >= thresholds
-
-
-def gate_slices(
-    probs: Sequence[float],
-    cases: Sequence[str],
-    slices: Sequence[int | str],
-    threshold: float,
-    slice_window: int = 1,
-    stack_threshold: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``GatedInferer``'s decision for slices whose classifier probabilities are already known (e.g. the held-out
-    predictions of a cross-validation): the arguments are ``stack_scores``'s, and so are the scores.
-
-    Returns:
-        ``(scores, thresholds, passed)``: per slice its score (its own probability, or the mean of its slice window
-        in a stack), the threshold it is decided against, and whether it goes to the segmenter.
-    """
-    scores, thresholds, _ = stack_scores(probs, cases, slices, threshold, slice_window, stack_threshold)
-    return scores, thresholds, passes_gate(scores, thresholds)
 
 
 class GatedInferer(Inferer):

@@ -87,16 +87,17 @@ def pooled_classification(out: str, folds: int, recall: float, slice_window: int
 
 def held_out_gate(gate: str, folds: int) -> tuple[dict[str, tuple[float, bool]], dict]:
     """A classifier cross-validation's held-out decision per slice path, ``(score, passed)``, as ``GatedInferer``
-    decides (``medkit.inferers.gated.gate_slices`` on its summary's ``threshold``, ``slice_window`` and
+    decides (``stack_scores`` and ``passes_gate`` on its summary's ``threshold``, ``slice_window`` and
     ``stack_threshold``), and those settings."""
-    from medkit.inferers.gated import gate_slices
+    from medkit.inferers.gated import passes_gate
+    from medkit.metrics.classification import stack_scores
 
     with open(os.path.join(gate, "summary.json")) as f:
         summary = json.load(f)
     settings = {k: summary.get(k) for k in ("threshold", "stack_threshold", "slice_window") if summary.get(k)}
     rows = fold_rows(gate, folds, "predictions.csv")
     items = held_out_items(gate, folds)
-    scores, _, passed = gate_slices(
+    scores, thresholds, _ = stack_scores(
         [float(r["prob_tumour"]) for r in rows],
         [items[r["image"]]["case"] for r in rows],
         [items[r["image"]]["slice"] for r in rows],
@@ -104,6 +105,7 @@ def held_out_gate(gate: str, folds: int) -> tuple[dict[str, tuple[float, bool]],
         int(settings.get("slice_window", 1)),
         settings.get("stack_threshold"),
     )
+    passed = passes_gate(scores, thresholds)
     return {r["image"]: (float(s), bool(k)) for r, s, k in zip(rows, scores, passed)}, settings
 
 

@@ -8,7 +8,8 @@ from monai.inferers import SimpleInferer
 from torch import nn
 
 from medkit.inferers import GatedInferer
-from medkit.inferers.gated import gate_slices
+from medkit.inferers.gated import passes_gate
+from medkit.metrics.classification import stack_scores
 from tests.conftest import DEVICES
 
 
@@ -140,16 +141,16 @@ def test_stack_threshold_is_used_for_stacks_and_threshold_for_lone_slices():
         GatedInferer(SimpleInferer(), gate=gate, slice_window=4, stack_threshold=0.5)
 
 
-def test_gate_slices_decides_known_probabilities_as_the_inferer_gates():
+def test_known_probabilities_are_decided_as_the_inferer_gates():
     gate = _FixedClassifier()
     settings = {"threshold": 0.4, "slice_window": 3, "stack_threshold": 0.5}
     decided, _ = _run(GatedInferer(SimpleInferer(), gate=gate, **settings), _stack_batches())
     keys = list(decided)
     probs = {k: torch.softmax(gate(torch.full((1, 3, 8, 8), v)), 1)[0, 1].item() for k, v in _stack_values().items()}
-    scores, thresholds, passed = gate_slices(
+    scores, thresholds, _ = stack_scores(
         [probs[k] for k in keys], [c for c, _ in keys], [n for _, n in keys], **settings
     )
-    assert passed.tolist() == [decided[k][0] for k in keys]
+    assert passes_gate(scores, thresholds).tolist() == [decided[k][0] for k in keys]
     assert scores == pytest.approx([decided[k][1] for k in keys], abs=1e-5)
     assert thresholds == pytest.approx([decided[k][2] for k in keys])
 

@@ -22,14 +22,27 @@ from medkit.cli.common import (
 @bundle_argument
 @data_option()
 @click.option("--datalist", default=None, help="Datalist JSON from 'medkit prepare' (instead of --data).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Number of epochs (of every stage).")
+@click.option(
+    "--stage",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Run only this training stage of the recipe (metadata medkit.train_stages; repeatable) [default: all].",
+)
 @out_option("Folder for models/ and runs/ [default: ./medkit-runs/<bundle>].")
 @override_option
 def command(
-    bundle: str, data_root: str | None, datalist: str | None, epochs: int | None, out_dir: str | None, overrides
+    bundle: str,
+    data_root: str | None,
+    datalist: str | None,
+    epochs: int | None,
+    stage: tuple[int, ...],
+    out_dir: str | None,
+    overrides,
 ) -> None:
-    """Train BUNDLE; the best checkpoint (by the validation key metric) goes to OUT/models/model.pt."""
-    from medkit.bundle import create_workflow
+    """Train BUNDLE by its recipe (every stage of metadata medkit.train_stages, each from the model of the one
+    before); the best checkpoint (by the validation key metric) goes to OUT/models/model.pt."""
+    from medkit.workflows.stages import train_bundle
 
     out_dir = os.path.abspath(out_dir or os.path.join("medkit-runs", os.path.basename(bundle)))
     settings = {"ckpt_dir": os.path.join(out_dir, "models"), "output_dir": os.path.join(out_dir, "runs")}
@@ -41,8 +54,10 @@ def command(
         settings["epochs"] = epochs
     settings.update(parse_overrides(overrides))
     start = time.time()
-    wf = create_workflow(bundle, "train", settings)
-    attach_progress(wf.parser.get_parsed_content("train#trainer"), "train")
-    wf.run()
-    wf.finalize()
-    click.echo(f"trained in {time.time() - start:.0f} s; best checkpoint: {settings['ckpt_dir']}/model.pt")
+    model = train_bundle(
+        bundle,
+        settings,
+        stages=list(stage) or None,
+        on_workflow=lambda wf, k: attach_progress(wf.parser.get_parsed_content("train#trainer"), f"train {k}"),
+    )
+    click.echo(f"trained in {time.time() - start:.0f} s; model: {model}")

@@ -446,10 +446,12 @@ def classifier_gate(
     }
 
 
-def _parsing_meta() -> Mapping[str, Any] | None:
+def _parsing_meta(own: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The ``_meta_`` section of the ``ConfigParser`` whose config is being resolved (with any ``--_meta_#...``
-    override applied), found on the call stack as ``config_bundle_root`` finds its workflow; ``None`` when no
-    parser there holds one (MONAI Label parses inference.json without metadata.json)."""
+    override applied), found on the call stack as ``config_bundle_root`` finds its workflow, when it is the
+    metadata of the bundle ``own`` describes (same name and version: a segmenter's config that loads its
+    classifier gate reads the classifier's own file); ``None`` when no parser there holds it (MONAI Label parses
+    inference.json without metadata.json)."""
     from monai.bundle import ConfigParser
 
     frame = inspect.currentframe()
@@ -458,7 +460,8 @@ def _parsing_meta() -> Mapping[str, Any] | None:
         if isinstance(owner, ConfigParser):
             meta = vars(owner).get("config", {}).get("_meta_")  # the instance dict: no config-id lookup
             if isinstance(meta, Mapping) and "medkit" in meta:
-                return meta
+                same = all(meta.get(k) == own.get(k) for k in ("name", "version"))
+                return meta if same else None
         frame = frame.f_back
     return None
 
@@ -467,8 +470,8 @@ def meta_component(bundle_root: str, key: str, **overrides: Any) -> Any:
     """Instantiate ``medkit.<key>`` of the bundle's metadata (network, preprocessing, augmentation...): the one way
     every workflow config reaches the definitions metadata.json holds once.
 
-    Inside a config being parsed with its metadata (``monai.bundle run``, ``medkit``) the definition is that
-    parser's ``_meta_``, so ``--_meta_#medkit#preprocessing#equalize False`` and the like apply; where the metadata
+    Inside a config of this bundle parsed with its metadata (``monai.bundle run``, ``medkit``) the definition is
+    that parser's ``_meta_``, so ``--_meta_#medkit#preprocessing#equalize False`` and the like apply; where the metadata
     was not read (MONAI Label parses inference.json alone), it is read from ``<bundle_root>/configs/metadata.json``.
     ``overrides`` set arguments of the definition first (``meta_component(root, "preprocessing", seg_key="seg")``:
     the training variant of the shared preprocessing).
@@ -480,12 +483,10 @@ def meta_component(bundle_root: str, key: str, **overrides: Any) -> Any:
 
     from monai.bundle import ConfigParser
 
+    own = load_metadata(os.fspath(bundle_root))
+    meta = _parsing_meta(own)
     parser = ConfigParser()
-    meta = _parsing_meta()
-    if meta is None:
-        parser.read_meta(os.path.join(os.fspath(bundle_root), "configs", "metadata.json"))
-    else:
-        parser["_meta_"] = copy.deepcopy(dict(meta))
+    parser["_meta_"] = copy.deepcopy(dict(own if meta is None else meta))
     if key not in parser.get("_meta_", {}).get("medkit", {}):
         raise MedkitError(f"{bundle_root}: metadata.json has no medkit.{key}")
     for name, value in overrides.items():

@@ -92,13 +92,18 @@ def test_without_the_classifier_every_entry_point_segments_alone(tmp_path):
     assert parser.get_parsed_content("inferer").gate is None
 
 
+@pytest.mark.parametrize("with_meta", [True, False], ids=["monai-run", "monai-label"])
 @pytest.mark.parametrize("name", ["evaluate.json", "inference.json"])
-def test_the_gate_is_the_metadata_default_in_evaluate_and_inference(name):
+def test_the_gate_is_the_metadata_default_in_evaluate_and_inference(name, with_meta):
+    """Parsed with the segmenter's metadata (``monai.bundle run``, ``medkit``) or without (MONAI Label), the gate is
+    the classifier bundle's own network and thresholds, not a definition of the segmenter's metadata."""
     from monai.bundle import ConfigParser
 
     from medkit.bundle import load_metadata
 
     parser = ConfigParser()
+    if with_meta:
+        parser.read_meta(os.path.join(SEGMENTER, "configs", "metadata.json"))
     parser.read_config(os.path.join(SEGMENTER, "configs", name))
     parser.update({"bundle_root": SEGMENTER, "device": "cpu"})
     named = load_metadata(SEGMENTER)["medkit"]["classifier_bundle"]

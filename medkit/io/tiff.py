@@ -16,6 +16,7 @@ from monai.data import ImageReader
 from monai.utils import MetaKeys, ensure_tuple
 
 from medkit.errors import InputFileError
+from medkit.io.header import broken_link_problem, tiff_header
 
 __all__ = ["TIFF_SUFFIXES", "read_tiff", "read_mask", "TiffReader"]
 
@@ -27,12 +28,15 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         InputFileError: missing, empty, not a TIFF, or a page that no decoder can read.
+        TooManyPixelsError: the page's header claims more than ``medkit.io.header.MAX_PIXELS`` pixels (nothing
+            decoded).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InputFileError(path, "no such file")
+        raise InputFileError(path, broken_link_problem(path) or "no such file")
     if os.path.getsize(path) == 0:
         raise InputFileError(path, "empty file")
+    tiff_header(path)  # refuses giant pages (and files no TIFF parser reads) before decoding
     try:
         import tifffile
 

@@ -16,8 +16,16 @@ from monai.data import ImageReader
 from monai.utils import MetaKeys, ensure_tuple
 
 from medkit.errors import InputFileError
+from medkit.io.header import (
+    ImageHeader,
+    broken_link_problem,
+    check_pixels,
+    dicom_header,
+    open_raster,
+    raster_header,
+)
 
-__all__ = ["XRayReader", "read_xray", "is_dicom_file", "RASTER_SUFFIXES", "DICOM_SUFFIXES"]
+__all__ = ["XRayReader", "read_xray", "read_xray_header", "is_dicom_file", "RASTER_SUFFIXES", "DICOM_SUFFIXES"]
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -37,18 +45,14 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
 
 
 def _read_raster(path: str) -> tuple[np.ndarray, dict]:
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
+        with open_raster(path) as im:  # header only: refuses bombs and giant images before decoding
             im.load()
             mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 arr = np.asarray(im).astype(np.float32)
             else:
                 arr = np.asarray(im.convert("L"), dtype=np.float32)
-    except UnidentifiedImageError:
-        raise InputFileError(path, "not a readable image (unknown or corrupt format)") from None
     except OSError as e:  # truncated files, broken streams
         raise InputFileError(path, f"cannot decode image ({e})") from None
     if arr.ndim != 2:
@@ -67,6 +71,8 @@ def _read_dicom(path: str) -> tuple[np.ndarray, dict]:
         raise InputFileError(path, f"not a readable DICOM file ({e})") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise InputFileError(path, "DICOM file has no pixel data")
+    rows, columns, frames = (int(ds.get(k, 0) or 0) for k in ("Rows", "Columns", "NumberOfFrames"))
+    check_pixels(path, ImageHeader(rows, columns, frames=max(frames, 1)))  # before decoding
     try:
         arr = ds.pixel_array
     except Exception as e:  # decoder errors come in many types
@@ -110,10 +116,11 @@ def read_xray(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
 
     Raises:
         InputFileError: the file is missing, empty, truncated, not an image or a DICOM without pixels.
+        TooManyPixelsError: its header claims more than ``medkit.io.header.MAX_PIXELS`` pixels (nothing decoded).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InputFileError(path, "file not found")
+        raise InputFileError(path, broken_link_problem(path) or "file not found")
     if os.path.getsize(path) == 0:
         raise InputFileError(path, "file is empty (0 bytes)")
     if is_dicom_file(path):
@@ -123,6 +130,21 @@ def read_xray(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     if arr.size == 0:
         raise InputFileError(path, "image has no pixels")
     return arr, meta
+
+
+def read_xray_header(path: str | os.PathLike) -> ImageHeader:
+    """The header of a radiograph (nothing decoded): what ``read_xray`` checks before decoding.
+
+    Raises:
+        InputFileError: the file is missing, empty, not an image or a DICOM without an image.
+        TooManyPixelsError: its header claims more than ``medkit.io.header.MAX_PIXELS`` pixels.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputFileError(path, broken_link_problem(path) or "file not found")
+    if os.path.getsize(path) == 0:
+        raise InputFileError(path, "file is empty (0 bytes)")
+    return dicom_header(path) if is_dicom_file(path) else raster_header(path)
 
 
 class XRayReader(ImageReader):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 
@@ -16,9 +17,12 @@ from medkit.data.splits import split_by_patient
 from medkit.data.synthetic_ct import synthetic_ct_volume, write_synthetic_rsna
 from medkit.errors import MedkitError
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "BUILDERS",
     "make_datalist",
+    "log_skipped",
     "SPLITS",
     "select_split",
     "build_chest_xray_datalist",
@@ -64,6 +68,10 @@ def make_datalist(
         class_names: the bundle's classes in label order (its label map); the datalist must use the same.
         kwargs: passed to the builder (``val_fraction``, ``seed``, ...).
 
+    A datalist built from ``dataset_dir`` lists the files it left out (unreadable, too large, broken links,
+    table rows without images) under ``"skipped"``; each is logged here as a warning naming the file, and the
+    datalist goes on with the rest.
+
     Raises:
         MedkitError: unknown source, or neither a datalist file nor a data folder is given.
     """
@@ -77,7 +85,18 @@ def make_datalist(
         raise MedkitError("no data folder given: pass --dataset_dir (bundle), --data (medkit) or set MEDKIT_DATA")
     if class_names is not None:
         kwargs["class_names"] = list(class_names)
-    return BUILDERS[source](os.path.expanduser(os.fspath(dataset_dir)), **kwargs)
+    datalist = BUILDERS[source](os.path.expanduser(os.fspath(dataset_dir)), **kwargs)
+    log_skipped(datalist)
+    return datalist
+
+
+def log_skipped(datalist: dict) -> None:
+    """Log each ``{"file", "problem"}`` record of ``datalist["skipped"]`` as one warning line, then their number."""
+    skipped = datalist.get("skipped") or []
+    for rec in skipped:
+        logger.warning("%s: %s", rec["file"], rec["problem"])
+    if skipped:
+        logger.warning("%d file(s) or folder(s) left out of the datalist", len(skipped))
 
 
 def _check_labels(datalist: dict, class_names: Sequence[str] | None, where: str) -> None:

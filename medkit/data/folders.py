@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from medkit.data.splits import split_by_patient
 from medkit.errors import DatasetLayoutError, InputFileError
-from medkit.io.xray import DICOM_SUFFIXES, RASTER_SUFFIXES, is_dicom_file, read_xray
+from medkit.io.header import broken_link_problem
+from medkit.io.xray import DICOM_SUFFIXES, RASTER_SUFFIXES, is_dicom_file, read_xray, read_xray_header
 
 __all__ = [
     "IGNORED_NAMES",
     "SPLIT_FOLDERS",
     "list_subfolders",
     "list_image_files",
+    "report_broken_links",
     "scan_class_folders",
     "check_readable",
     "probe_items",
@@ -24,8 +25,6 @@ __all__ = [
 
 SPLIT_FOLDERS = ("train", "val", "test")
 
-logger = logging.getLogger(__name__)
-
 IGNORED_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
 
 
@@ -33,9 +32,27 @@ def _visible(name: str) -> bool:
     return not name.startswith(".") and name not in IGNORED_NAMES
 
 
-def list_subfolders(folder: str) -> list[str]:
-    """Names of the visible subfolders of ``folder``, sorted."""
-    return sorted(n for n in os.listdir(folder) if _visible(n) and os.path.isdir(os.path.join(folder, n)))
+def list_subfolders(folder: str, skipped: list[dict] | None = None) -> list[str]:
+    """Names of the visible subfolders of ``folder``, sorted.
+
+    Args:
+        folder: where to look.
+        skipped: if given, broken symbolic links in ``folder`` are appended here as ``{"file", "problem"}`` records.
+    """
+    names = sorted(n for n in os.listdir(folder) if _visible(n))
+    if skipped is not None:
+        report_broken_links(folder, names, skipped)
+    return [n for n in names if os.path.isdir(os.path.join(folder, n))]
+
+
+def report_broken_links(folder: str, names: Iterable[str], skipped: list[dict]) -> None:
+    """Append a ``{"file", "problem"}`` record to ``skipped`` for each of ``names`` in ``folder`` that is a broken
+    symbolic link (they are neither files nor folders, so a listing would otherwise drop them in silence)."""
+    for name in names:
+        path = os.path.join(folder, name)
+        problem = broken_link_problem(path)
+        if problem:
+            skipped.append({"file": path, "problem": problem})
 
 
 def list_image_files(folder: str, skipped: list[dict] | None = None, recursive: bool = False) -> list[str]:
@@ -43,7 +60,8 @@ def list_image_files(folder: str, skipped: list[dict] | None = None, recursive: 
 
     Args:
         folder: where to look.
-        skipped: if given, other files are appended here as ``{"file", "problem"}`` records.
+        skipped: if given, other files and broken symbolic links are appended here as ``{"file", "problem"}``
+            records.
         recursive: also walk subfolders.
     """
     found = []
@@ -52,7 +70,11 @@ def list_image_files(folder: str, skipped: list[dict] | None = None, recursive: 
         dirnames[:] = sorted(d for d in dirnames if _visible(d))
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
-            if not _visible(name) or not os.path.isfile(path):
+            if not _visible(name):
+                continue
+            if not os.path.isfile(path):
+                if skipped is not None:
+                    report_broken_links(dirpath, [name], skipped)
                 continue
             lower = name.lower()
             if lower.endswith(RASTER_SUFFIXES + DICOM_SUFFIXES) or is_dicom_file(path):
@@ -87,13 +109,12 @@ def scan_class_folders(
     """
     lookup = {k.lower(): v for k, v in class_map.items()}
     items: list[dict] = []
-    subfolders = list_subfolders(folder)
+    subfolders = list_subfolders(folder, skipped)
     known = [n for n in subfolders if n.lower() in lookup]
     unknown = [n for n in subfolders if n.lower() not in lookup]
     present = {n.lower() for n in known}
     for name in class_map:
         if name.lower() not in present:
-            logger.warning("%s: class folder absent, skipped", os.path.join(folder, name))
             skipped.append({"file": os.path.join(folder, name), "problem": "class folder absent"})
     if unknown:
         raise DatasetLayoutError(
@@ -123,12 +144,13 @@ def scan_class_folders(
 def check_readable(
     items: list[dict], skipped: list[dict], reader: Callable[[str], object] = read_xray, progress: bool = False
 ) -> list[dict]:
-    """Decode every item's image; unreadable ones move to ``skipped`` with the reason.
+    """Read every item's image with ``reader``; unreadable ones move to ``skipped`` with the reason.
 
     Args:
         items: dicts with an ``"image"`` path.
         skipped: receives ``{"file", "problem"}`` for each unreadable image.
-        reader: function that reads one path and raises ``InputFileError`` when it cannot.
+        reader: function that reads one path and raises ``InputFileError`` when it cannot: ``read_xray`` decodes,
+            ``read_xray_header`` reads headers only (size, pixel count) and is cheap.
         progress: show a progress bar on stderr.
 
     Returns:
@@ -172,7 +194,6 @@ def probe_items(
             good.append(item)
         else:
             skipped.append({"file": item["image"], "problem": problem})
-            logger.warning("%s: %s (left out)", item["image"], problem)
     return good
 
 
@@ -211,14 +232,16 @@ def build_class_folder_datalist(
         patient_of: file path to patient id.
         val_fraction: fraction of each class's patients held out for validation.
         seed: seed of the patient split.
-        check_images: decode every image and leave out (and report) those that cannot be read.
+        check_images: decode every image and leave out (and report) those that cannot be read; without it only
+            headers are read (every image's size is checked against ``medkit.io.header.MAX_PIXELS`` either way).
         progress: show progress bars.
         images_subfolder: subfolder of a class folder that holds its images in some releases.
         nested_name: a single subfolder of this name is descended into.
 
     Returns:
         dict with ``training``, ``validation``, ``test`` item lists, ``labels`` (index -> name),
-        ``skipped`` records and ``dataset_dir``.
+        ``skipped`` records (``{"file", "problem"}``, one per file or folder left out; ``medkit.data.make_datalist``
+        logs them, ``medkit prepare`` prints them) and ``dataset_dir``.
 
     Raises:
         DatasetLayoutError: the folder is missing, empty or laid out differently.
@@ -248,14 +271,12 @@ def build_class_folder_datalist(
         pooled = scan_class_folders(root, **scan)
     else:
         raise DatasetLayoutError(root, f"empty: expected {list(SPLIT_FOLDERS)} or {sorted(folder_classes)} folders")
-    if check_images:
-        pooled = check_readable(pooled, skipped, progress=progress)
-        test = check_readable(test, skipped, progress=progress)
+    reader = read_xray if check_images else read_xray_header
+    pooled = check_readable(pooled, skipped, reader, progress=progress)
+    test = check_readable(test, skipped, reader, progress=progress)
     if not pooled and not test:
         raise DatasetLayoutError(root, "no readable images found")
     training, validation = split_by_patient(pooled, val_fraction=val_fraction, seed=seed)
-    if skipped:
-        logger.warning("%d file(s) or folder(s) left out of the datalist; see its 'skipped' list", len(skipped))
     return {
         "name": name,
         "dataset_dir": os.path.abspath(root),

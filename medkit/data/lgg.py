@@ -15,9 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medkit.data.folders import _resolve_root, list_subfolders, probe_items
+from medkit.data.folders import _resolve_root, list_subfolders, probe_items, report_broken_links
 from medkit.data.splits import check_split_fractions, split_fold, split_three_ways
 from medkit.errors import DatasetLayoutError, InputFileError
+from medkit.io.header import tiff_header
 from medkit.io.tiff import TIFF_SUFFIXES, read_mask, read_tiff
 
 __all__ = [
@@ -66,13 +67,20 @@ def is_mask_file(path: str) -> bool:
 def list_case_slices(case_dir: str, skipped: list[dict] | None = None) -> list[dict]:
     """The slices of one case folder ordered by slice number, each with its mask path (``""`` if absent).
 
-    Files that are not TIFF slices of the layout are reported into ``skipped`` and left out.
+    Files that are not TIFF slices of the layout, and broken symbolic links, are reported into ``skipped`` and left
+    out.
     """
     case = os.path.basename(os.path.normpath(case_dir))
     found = []
     for name in sorted(os.listdir(case_dir)):
         path = os.path.join(case_dir, name)
-        if name.startswith(".") or not os.path.isfile(path) or is_mask_file(name):
+        if name.startswith("."):
+            continue
+        if not os.path.isfile(path):
+            if skipped is not None:
+                report_broken_links(case_dir, [name], skipped)
+            continue
+        if is_mask_file(name):
             continue
         if not name.lower().endswith(TIFF_SUFFIXES):
             if skipped is not None and not name.lower().endswith((".csv", ".txt", ".md", ".json")):
@@ -97,9 +105,29 @@ def list_case_slices(case_dir: str, skipped: list[dict] | None = None) -> list[d
     return sorted(found, key=lambda item: item["slice"])
 
 
+def _check_headers(item: dict) -> None:
+    """Header-level checks of a slice and its mask (nothing decoded): sizes within ``MAX_PIXELS``, a 3-channel
+    slice, a single-channel mask of the slice's size.
+
+    Raises:
+        InputFileError: naming the slice or the mask and the problem.
+    """
+    image = tiff_header(item["image"])
+    if image.channels != 3:
+        raise InputFileError(item["image"], f"expected a 3-channel slice, got {image.channels} channel(s)")
+    mask = tiff_header(item["mask"])
+    if mask.channels != 1:
+        raise InputFileError(item["mask"], f"mask has {mask.channels} channels, expected a single-channel mask")
+    if (mask.rows, mask.columns) != (image.rows, image.columns):
+        raise InputFileError(
+            item["mask"], f"mask size {(mask.rows, mask.columns)} differs from the slice {(image.rows, image.columns)}"
+        )
+
+
 def _label_slices(items: list[dict], skipped: list[dict], check_images: bool, progress: bool) -> list[dict]:
     def probe(item: dict) -> str | None:
         try:
+            _check_headers(item)
             if check_images:
                 image = read_tiff(item["image"])
                 if image.ndim != 3:
@@ -140,7 +168,8 @@ def build_lgg_datalist(
         val_fraction: fraction of patients for validation (checkpoint choice, threshold tuning).
         test_fraction: fraction of patients held out from all tuning, for the figures to report.
         seed: seed of the patient split.
-        check_images: decode every slice too (masks are always read, to label the slices).
+        check_images: decode every slice too (masks are always read, to label the slices; every header is
+            checked: sizes within ``medkit.io.header.MAX_PIXELS``, 3-channel slices, single-channel masks).
         progress: show a progress bar.
         mask_as_label: for segmentation, ``"label"`` is the mask path (MONAI and MONAI Label's convention) and
             the slice class moves to ``"tumour"``; else ``"label"`` is the slice class (0/1).
@@ -161,7 +190,7 @@ def build_lgg_datalist(
             root = os.path.join(root, nested)
     skipped: list[dict] = []
     items: list[dict] = []
-    for case in list_subfolders(root):
+    for case in list_subfolders(root, skipped):
         slices = list_case_slices(os.path.join(root, case), skipped)
         for item in slices:
             if not item["mask"]:

@@ -25,6 +25,7 @@ from medkit.data.folders import list_subfolders
 from medkit.data.splits import check_split_fractions, split_three_ways
 from medkit.errors import DatasetLayoutError, InputFileError
 from medkit.io.ct import NIFTI_SUFFIXES
+from medkit.io.header import broken_link_problem, dicom_header
 from medkit.metrics.rsna import TARGET_NAMES, TARGETS
 
 __all__ = [
@@ -174,18 +175,48 @@ def label_vector(labels: dict[str, int]) -> list[int]:
 
 
 def _series_problem(folder: str) -> str | None:
-    """``None`` when every file of ``folder`` has a readable DICOM header, else the first problem found."""
-    import pydicom
-
+    """``None`` when every file of ``folder`` has a readable DICOM header of an image within
+    ``medkit.io.header.MAX_PIXELS``, else the first problem found (``"<file name>: <problem>"``)."""
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
-        if name.startswith(".") or not os.path.isfile(path):
+        if name.startswith(".") or os.path.isdir(path):
             continue
         try:
-            pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception as e:  # pydicom raises several types for damaged files
-            return f"{name}: not a readable DICOM file ({type(e).__name__})"
+            dicom_header(path)
+        except InputFileError as e:
+            return f"{name}: {e.problem}"
     return None
+
+
+def _listing_problem(folder: str) -> str | None:
+    """``"empty series folder"`` or the first broken symbolic link of ``folder`` (``"<name>: broken ..."``), else
+    ``None``; costs one directory listing (a ``stat`` only for symbolic links)."""
+    empty = True
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            empty = False
+            problem = broken_link_problem(entry.path) if entry.is_symlink() else None
+            if problem:
+                return f"{entry.name}: {problem}"
+    return "empty series folder" if empty else None
+
+
+def _rows_without_images(images: str, labels: dict, meta: dict) -> list[dict]:
+    """A ``skipped`` record for each patient of ``train.csv`` without a folder under ``images`` and for each row of
+    ``train_series_meta.csv`` without a series folder (unless its patient's whole folder is already reported)."""
+    records = [
+        {"file": os.path.join(images, pid), "problem": "patient of train.csv has no image folder (left out)"}
+        for pid in labels
+        if not os.path.isdir(os.path.join(images, pid))
+    ]
+    reported = {rec["file"] for rec in records}
+    for pid, sid in meta:
+        folder = os.path.join(images, pid, sid)
+        if os.path.join(images, pid) not in reported and not os.path.isdir(folder):
+            records.append({"file": folder, "problem": "series of train_series_meta.csv has no folder (left out)"})
+    return records
 
 
 def patient_stratum(label: list[int]) -> str:
@@ -210,10 +241,13 @@ def build_rsna_datalist(
     """A MONAI datalist of every labelled series under ``dataset_dir``, split by patient (training/validation/test).
 
     Patients are stratified by their rarest injury (``patient_stratum``) so that the few extravasation and bowel
-    injuries reach every split. Patients of ``train.csv`` without image folders are counted in ``"missing"``;
-    series folders without files, or of patients missing from ``train.csv``, are reported in ``"skipped"``.
-    With ``check_images`` every file's DICOM header is read and series with unreadable files are left out
-    (pixels are decoded when a series is loaded, where a failure names the file).
+    injuries reach every split. Reported in ``"skipped"`` (one ``{"file", "problem"}`` record each) and left out:
+    patients of ``train.csv`` without an image folder (also counted in ``"missing"``), rows of
+    ``train_series_meta.csv`` without a series folder, series folders that are empty or hold a broken symbolic
+    link, folders of patients missing from ``train.csv``, broken symbolic links among the folders.
+    With ``check_images`` every file's DICOM header is read and series with unreadable files, or images over
+    ``medkit.io.header.MAX_PIXELS``, are left out (pixels are decoded when a series is loaded, where a failure
+    names the file).
 
     Raises:
         DatasetLayoutError: no ``train.csv``, or no series folder of a labelled patient.
@@ -234,7 +268,7 @@ def build_rsna_datalist(
         )
     skipped: list[dict] = []
     items: list[dict] = []
-    patients = list_subfolders(images)
+    patients = list_subfolders(images, skipped)
     if progress:
         from tqdm import tqdm
 
@@ -243,10 +277,14 @@ def build_rsna_datalist(
         if patient not in labels:
             skipped.append({"file": os.path.join(images, patient), "problem": "patient not in train.csv (left out)"})
             continue
-        for series in list_subfolders(os.path.join(images, patient)):
+        series_folders = list_subfolders(os.path.join(images, patient), skipped)
+        if not series_folders:
+            skipped.append({"file": os.path.join(images, patient), "problem": "no series folder (left out)"})
+        for series in series_folders:
             folder = os.path.join(images, patient, series)
-            if not any(not n.startswith(".") for n in os.listdir(folder)):
-                skipped.append({"file": folder, "problem": "empty series folder (left out)"})
+            problem = _listing_problem(folder)
+            if problem:
+                skipped.append({"file": folder, "problem": problem + " (left out)"})
                 continue
             if check_images:
                 problem = _series_problem(folder)
@@ -269,6 +307,8 @@ def build_rsna_datalist(
             items.append(item)
     if not items:
         raise DatasetLayoutError(images, "no <patient_id>/<series_id>/ folder of a patient listed in train.csv")
+    reported = {rec["file"] for rec in skipped}
+    skipped.extend(rec for rec in _rows_without_images(images, labels, meta) if rec["file"] not in reported)
     strata = {i["patient"]: patient_stratum(i["label"]) for i in items}
     sides = split_three_ways(strata, val_fraction, test_fraction, seed)
     datalist: dict = {
@@ -283,8 +323,6 @@ def build_rsna_datalist(
     }
     for item in items:
         datalist[sides[item["patient"]]].append(item)
-    for rec in skipped:
-        logger.warning("%s: %s", rec["file"], rec["problem"])
     counts = {
         side: Counter(strata[i["patient"]] for i in datalist[side]) for side in ("training", "validation", "test")
     }

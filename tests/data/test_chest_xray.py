@@ -131,3 +131,29 @@ def test_synthetic_images_are_readable(synthetic_cxr):
     first = sorted(os.listdir(path))[0]
     with Image.open(os.path.join(path, first)) as im:
         assert im.size == (48, 48)
+
+
+def test_bombs_giants_and_broken_links_are_left_out_and_named(tmp_path, synthetic_cxr, caplog):
+    from tests.io.test_header import write_bomb_png
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_cxr, root)
+    n_good = len(select_split(build_chest_xray_datalist(str(root)), "all"))
+    normal = root / "train" / "NORMAL"
+    bomb = write_bomb_png(normal / "IM-9997-0001.png", 20000, 20000)  # Pillow refuses it: DecompressionBombError
+    giant = write_bomb_png(root / "test" / "PNEUMONIA" / "person99_virus_1.png", 13000, 13000)  # Pillow only warns
+    link = normal / "IM-9996-0001.jpeg"
+    link.symlink_to(tmp_path / "gone.jpeg")
+    for check_images in (False, True):  # headers are checked either way
+        d = make_datalist("pneumonia", str(root), check_images=check_images)
+        problems = {r["file"]: r["problem"] for r in d["skipped"]}
+        assert set(problems) == {bomb, giant, str(link)}
+        assert (
+            problems[bomb]
+            == "image of 400,000,000 pixels exceeds the limit of 50,000,000 (MEDKIT_MAX_PIXELS); not decoded"
+        )
+        assert problems[giant].startswith("image of 13000x13000 = 169,000,000 pixels exceeds the limit")
+        assert problems[str(link)] == f"broken symbolic link to {tmp_path / 'gone.jpeg'} (target missing)"
+        assert len(select_split(d, "all")) == n_good
+    warned = [r.getMessage() for r in caplog.records if r.name == "medkit.data" and r.levelname == "WARNING"]
+    assert f"{bomb}: {problems[bomb]}" in warned and f"{link}: {problems[str(link)]}" in warned

@@ -76,3 +76,17 @@ def test_datalist_file_must_match_bundle_classes(tmp_path, four_folders):
 def test_real_covid_layout(medkit_data):
     d = build_covid_datalist(os.path.join(medkit_data, "COVID-19_Radiography_Dataset"), check_images=False)
     assert _counts(d) == {"COVID": 800, "Other_lung_disease": 600, "Normal": 1000}
+
+
+def test_a_bomb_is_left_out_by_name(tmp_path, synthetic_covid):
+    import shutil
+
+    from tests.io.test_header import write_bomb_png
+
+    root = tmp_path / "c"
+    shutil.copytree(synthetic_covid, root)
+    bomb = write_bomb_png(root / "COVID" / "COVID-999.png", 30000, 30000)
+    d = build_covid_datalist(str(root), check_images=False)
+    assert [r for r in d["skipped"] if r["file"] == bomb][0]["problem"].startswith("image of 900,000,000 pixels")
+    assert bomb not in {i["image"] for i in select_split(d, "all")}
+    assert _counts(d)["COVID"] == 12

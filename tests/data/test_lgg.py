@@ -124,3 +124,32 @@ def test_case_volumes_stack_slices_in_order(synthetic_lgg, tmp_path):
     written = write_case_volumes(items, str(tmp_path))
     assert len(written) == 12
     assert nib.load(str(tmp_path / f"{case}_mask.nii.gz")).shape == (64, 64, 8)
+
+
+def test_rgb_masks_giant_slices_and_broken_links_are_left_out(synthetic_lgg, tmp_path, monkeypatch):
+    from medkit.io import header
+
+    root = tmp_path / "kaggle_3m"
+    shutil.copytree(synthetic_lgg, root)
+    case = sorted(os.listdir(root))[0]
+    rgb_mask = root / case / f"{case}_4_mask.tif"
+    tifffile.imwrite(rgb_mask, np.stack([tifffile.imread(rgb_mask)] * 3, axis=-1))
+    big = root / case / f"{case}_9.tif"
+    tifffile.imwrite(big, np.zeros((100, 100, 3), np.uint8))
+    tifffile.imwrite(root / case / f"{case}_9_mask.tif", np.zeros((100, 100), np.uint8))
+    link = root / case / f"{case}_10.tif"
+    link.symlink_to(tmp_path / "gone.tif")
+    monkeypatch.setattr(header, "MAX_PIXELS", 64 * 64)  # the 100 x 100 slice stands for a giant one
+    for check_images in (False, True):
+        d = build_lgg_datalist(str(tmp_path), check_images=check_images)
+        problems = {r["file"]: r["problem"] for r in d["skipped"]}
+        assert problems[str(root / case / f"{case}_4.tif")] == (
+            f"{rgb_mask}: mask has 3 channels, expected a single-channel mask"
+        )
+        assert (
+            problems[str(big)]
+            == "image of 100x100 = 10,000 pixels exceeds the limit of 4,096 (MEDKIT_MAX_PIXELS); not decoded"
+        )
+        assert problems[str(link)].startswith("broken symbolic link to")
+        assert len(problems) == 3
+        assert sum(len(d[s]) for s in ("training", "validation", "test")) == 6 * 8 - 1

@@ -106,3 +106,26 @@ def test_series_datalist_finds_volumes(rsna_layout, tmp_path):
     flat.mkdir()
     (flat / "image_0").write_bytes(b"x")
     assert series_datalist([str(flat)]) == [{"image": str(flat), "patient": "PATIENT_DICOM"}]
+
+
+def test_rows_without_images_and_broken_links_are_reported(rsna_layout, caplog):
+    with open(rsna_layout / "train.csv", "a", newline="") as f:
+        csv.writer(f).writerow(_row(400))  # labelled, no image folder
+    with open(rsna_layout / "train_series_meta.csv", "a", newline="") as f:
+        csv.writer(f).writerows([[300, 5, "", 0], [400, 3, "", 0]])  # no series folder; 400 is reported once
+    images = rsna_layout / "train_images"
+    (images / "301" / "7" / "2.dcm").symlink_to(rsna_layout / "gone.dcm")
+    (images / "302" / "8").symlink_to(rsna_layout / "gone")
+    dl = make_datalist("rsna", str(rsna_layout), val_fraction=0.25, test_fraction=0.25)
+    problems = {os.path.relpath(r["file"], images): r["problem"] for r in dl["skipped"]}
+    assert problems["400"] == "patient of train.csv has no image folder (left out)"
+    assert problems[os.path.join("300", "5")] == "series of train_series_meta.csv has no folder (left out)"
+    assert problems[os.path.join("301", "7")] == (
+        f"2.dcm: broken symbolic link to {rsna_layout / 'gone.dcm'} (target missing) (left out)"
+    )
+    assert problems[os.path.join("302", "8")] == f"broken symbolic link to {rsna_layout / 'gone'} (target missing)"
+    assert len(problems) == 2 + 4 and dl["missing"] == 2  # 400 and 301
+    items = dl["training"] + dl["validation"] + dl["test"]
+    assert len(items) == 21 - 1  # 301's only series is left out
+    logged = caplog.text
+    assert all(os.path.join(str(images), f) in logged for f in problems)

@@ -33,7 +33,7 @@ def profile(bundle: str, data: str, n: int, steps: int, overrides: dict) -> dict
 
     from medkit.bundle import create_workflow
 
-    wf = create_workflow(bundle, "train", {"dataset_dir": data, "cache_rate": 0.0, **overrides})
+    wf = create_workflow(bundle, "train", {"dataset_dir": data, "cache_rate": 0.0, "overwrite": True, **overrides})
     get = wf.parser.get_parsed_content
     device = torch.device(get("device"))
     cuda = device.type == "cuda"

@@ -50,7 +50,7 @@ def run_pipeline(kind: str, data: str, n_images: int, batch_size: int, workers: 
 
     from medkit.bundle import create_workflow
 
-    wf = create_workflow(BUNDLE, "train", {"dataset_dir": data, "cache_rate": 0.0})
+    wf = create_workflow(BUNDLE, "train", {"dataset_dir": data, "cache_rate": 0.0, "overwrite": True})
     get = wf.parser.get_parsed_content
     device = torch.device(get("device"))
     cuda = device.type == "cuda"

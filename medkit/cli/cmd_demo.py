@@ -32,6 +32,7 @@ def command(ctx: click.Context, out_dir: str, epochs: int) -> None:
         datalist=os.path.join(out_dir, cmd_prepare.DATALIST_NAME),
         epochs=epochs,
         out_dir=os.path.join(out_dir, "train"),
+        overwrite=True,  # the demo's own folder: a rerun starts the demo again
         overrides=("batch_size=16",),
     )
     model = os.path.join(out_dir, "train", "models", "model.pt")

@@ -30,6 +30,7 @@ from medkit.cli.common import (
     help="Run only this training stage of the recipe (metadata medkit.train_stages; repeatable) [default: all].",
 )
 @out_option("Folder for models/ and runs/ [default: ./medkit-runs/<bundle>].")
+@click.option("--overwrite", is_flag=True, help="Replace a model.pt already in OUT/models (refused otherwise).")
 @override_option
 def command(
     bundle: str,
@@ -38,6 +39,7 @@ def command(
     epochs: int | None,
     stage: tuple[int, ...],
     out_dir: str | None,
+    overwrite: bool,
     overrides,
 ) -> None:
     """Train BUNDLE by its recipe (every stage of metadata medkit.train_stages, each from the model of the one
@@ -52,6 +54,8 @@ def command(
         settings["dataset_dir"] = data_dir(bundle, data_root)
     if epochs:
         settings["epochs"] = epochs
+    if overwrite:
+        settings["overwrite"] = True
     settings.update(parse_overrides(overrides))
     start = time.time()
     model = train_bundle(

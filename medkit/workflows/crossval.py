@@ -133,6 +133,7 @@ def _train(settings: CrossvalSettings, fold_dir: str, common: dict, pretrained: 
             "early_stop_patience": 10**6,
             "output_dir": os.path.join(fold_dir, "runs", f"stage_{k}"),
             "ckpt_dir": os.path.join(fold_dir, "models"),
+            "overwrite": True,  # the fold's own folder: an unfinished fold is trained again
         }
         train_bundle(settings.bundle, overrides, stages=[k], on_workflow=record)
     return stages, epochs

@@ -48,7 +48,8 @@ def lr_range_test(
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
     if num_iter < 5:
         raise ValueError(f"num_iter must be at least 5, got {num_iter}")
-    wf = create_workflow(bundle_dir, "train", {"cache_rate": 0.0, **dict(overrides or {})})
+    # the range test runs no trainer and saves no checkpoint, so a model in ckpt_dir is no obstacle
+    wf = create_workflow(bundle_dir, "train", {"cache_rate": 0.0, "overwrite": True, **dict(overrides or {})})
     get = wf.parser.get_parsed_content
     network, optimizer, loss = get("network"), get("optimizer"), get("loss")
     loader = get("train#dataloader")

@@ -18,6 +18,10 @@ __all__ = ["inference_datalist", "series_datalist", "TolerantDataset", "error_me
 
 logger = logging.getLogger(__name__)
 
+#: keys of what an item's result depends on but could not be read, set by the MRI preprocessing
+#: (``medkit.transforms.mri.NEIGHBOUR_MISSING``, ``CASE_MISSING``); every ``TolerantDataset`` item carries them
+CONTEXT_KEYS = ("neighbour_missing", "case_missing")
+
 
 def inference_datalist(
     inputs: Sequence[str | os.PathLike], key: str = "image", skip_masks: bool = False, with_case: bool = False
@@ -162,15 +166,27 @@ class TolerantDataset(Dataset):
     transform produces) and ``<key>_path`` for each placeholder key, so batches still collate and the
     writer can report it by name. Each failure is logged once, however often the item is read.
 
+    Every item also carries each of ``context_keys`` (``""`` unless the transform set it): what a read item's
+    result depends on but could not be read (``medkit.transforms.NeighbourSlicesd``'s ``"neighbour_missing"``,
+    ``CaseChannelScaled``'s ``"case_missing"``), so that batches of read and failed items still collate.
+
     Args:
         data: items with file paths.
         transform: the preprocessing.
         placeholder: ``{key: tensor}`` standing in for a failed item's outputs.
+        context_keys: keys every item carries, ``""`` where the transform did not set them.
     """
 
-    def __init__(self, data: Sequence[dict], transform: Callable, placeholder: Mapping[str, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        data: Sequence[dict],
+        transform: Callable,
+        placeholder: Mapping[str, torch.Tensor],
+        context_keys: Sequence[str] = CONTEXT_KEYS,
+    ) -> None:
         super().__init__(data=data, transform=transform)
         self.placeholder = dict(placeholder)
+        self.context_keys = tuple(context_keys)
         self._reported: set[int] = set()  # failed items already logged (a two-pass reader sees them twice)
 
     def _transform(self, index: int) -> dict:
@@ -178,6 +194,8 @@ class TolerantDataset(Dataset):
         try:
             out = super()._transform(index)
             out["error"] = ""
+            for k in self.context_keys:
+                out.setdefault(k, "")
             return out
         except Exception as e:  # any decoder/transform failure is reported, not raised
             key = next(iter(self.placeholder), "image")
@@ -189,5 +207,6 @@ class TolerantDataset(Dataset):
             failed.update({f"{k}_path": str(item.get(k, "")) for k in self.placeholder})
             # identifiers (patient, case, slice number) stay, so the failure is reported where it belongs
             failed.update({k: v for k, v in item.items() if k not in failed and isinstance(v, (str, int))})
+            failed.update({k: "" for k in self.context_keys})
             failed["error"] = message
             return failed

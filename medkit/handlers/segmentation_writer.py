@@ -34,6 +34,8 @@ COLUMNS = (
     "tumour_area_mm2",
     "mask_file",
     "overlay_file",
+    "neighbour_missing",
+    "case_incomplete",
     "error",
 )
 
@@ -47,6 +49,20 @@ class SegmentationWriter(RowWriter):
     segmenter ran on the slice), ``tumour_pixels`` and, when ``pixel_spacing`` is known, ``tumour_area_mm2``.
     Inputs that failed to load (see ``TolerantDataset``) get a row with the error; ``n_failed`` counts them.
 
+    Rows of inputs that were read also say what their result depends on but could not be read, since a slice's
+    result uses other slices of its patient:
+
+    - ``neighbour_missing``: ``True`` when a slice of the slice's own 2.5D input window (``NeighbourSlicesd``, the
+      input's ``neighbour_missing``), or of the gate's stack window (``GatedInferer``, output ``neighbour_missing_key``:
+      a slice there that failed or whose own input missed a neighbour) could not be read. The missing slice was
+      replaced by the nearest readable one, never by zeros or a placeholder's probability, so the result is the
+      slice's as if the volume ended there; slices whose windows were all read are exactly as with every slice read.
+    - ``case_incomplete``: ``True`` when some slice of the case (patient) could not be read: the per-patient
+      intensity scale (``CaseChannelScaled``, the input's ``case_missing``) and the largest 3D component were
+      computed without it (the component joins the readable slices either side of the gap), so every slice of
+      the case may differ slightly from its result on the complete case. The case's NIfTI volume is not written
+      (its slices would no longer sit at their places); the 2D masks are.
+
     Args:
         output_dir: folder for masks, overlays and volumes.
         output_file: the table; a relative name is placed in ``output_dir``.
@@ -58,6 +74,10 @@ class SegmentationWriter(RowWriter):
         case_key: key of the case (patient folder) of an input, set by ``inference_datalist(..., with_case=True)``.
         prob_key: engine output key of the classifier's tumour probability.
         threshold_key: engine output key of the threshold that probability was decided against.
+        neighbour_key: input key of the unreadable neighbours of the slice's input (``NeighbourSlicesd``).
+        case_missing_key: input key of the case's unreadable slices left out of its scale (``CaseChannelScaled``).
+        stack_missing_key: engine output key of whether the gate's stack window held an unreadable slice
+            (``GatedInferer``).
         pred_layout: ``"rc"`` when ``pred`` is ``(rows, columns)`` as medkit reads slices, ``"xy"`` when the
             post-processing turned it to MONAI's ``(x, y)`` order for MONAI Label
             (``segmentation_postprocessing(for_writers=True)``).
@@ -84,6 +104,9 @@ class SegmentationWriter(RowWriter):
         pred_layout: str = "rc",
         largest_component_3d: bool = False,
         display_channel: int | None = None,
+        neighbour_key: str = "neighbour_missing",
+        case_missing_key: str = "case_missing",
+        stack_missing_key: str = "stack_neighbour_missing",
     ) -> None:
         if pred_layout not in ("rc", "xy"):
             raise ValueError(f"pred_layout must be 'rc' or 'xy', got {pred_layout}")
@@ -105,7 +128,14 @@ class SegmentationWriter(RowWriter):
         self.threshold_key = threshold_key
         self.largest_component_3d = bool(largest_component_3d)
         self.display_channel = display_channel
+        self.neighbour_key, self.case_missing_key, self.stack_missing_key = (
+            neighbour_key,
+            case_missing_key,
+            stack_missing_key,
+        )
         self.rows: list[dict] = []
+        #: cases with a slice left out of their scale or 3D component (unreadable)
+        self._incomplete: set[str] = set()
         self._volumes: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
         #: per case, slices waiting for the whole case (largest_component_3d): (order, row, mask, image, name)
         self._pending: dict[str, list[tuple]] = defaultdict(list)
@@ -114,6 +144,7 @@ class SegmentationWriter(RowWriter):
         self.rows.clear()
         self._volumes.clear()
         self._pending.clear()
+        self._incomplete.clear()
 
     def _name(self, path: str, case: str) -> str:
         stem = os.path.basename(path)
@@ -130,7 +161,15 @@ class SegmentationWriter(RowWriter):
             row = {"image": path, "case": case, "slice": item.get("slice", ""), "error": str(item.get("error", ""))}
             if row["error"]:
                 self.rows.append(row)
+                if case:
+                    self._incomplete.add(case)
                 continue
+            if case and item.get(self.case_missing_key):
+                self._incomplete.add(case)
+            stack_missing = out.get(self.stack_missing_key)
+            row["neighbour_missing"] = bool(item.get(self.neighbour_key)) or (
+                stack_missing is not None and bool(_to_numpy(stack_missing).any())
+            )
             pred = _to_numpy(out["pred"])
             mask = (pred.reshape(pred.shape[-2:]) > 0.5).astype(np.uint8)
             if self.pred_layout == "xy":
@@ -212,7 +251,13 @@ class SegmentationWriter(RowWriter):
         import nibabel as nib
 
         self._flush_pending()
+        for row in self.rows:
+            if not row["error"]:
+                row["case_incomplete"] = row["case"] in self._incomplete
         for case, slices in self._volumes.items():
+            if case in self._incomplete and any(r["error"] for r in self.rows if r["case"] == case):
+                logger.error("%s: a slice could not be read, no NIfTI volume written", case)
+                continue
             shapes = {m.shape for _, m in slices}
             if len(shapes) != 1:
                 logger.error("%s: slices of different sizes %s, no NIfTI volume written", case, sorted(shapes))

@@ -12,7 +12,7 @@ from monai.engines.utils import IterationEvents
 from monai.inferers import Inferer
 from torch import nn
 
-from medkit.metrics.classification import averages_stacks, stack_scores
+from medkit.metrics.classification import averages_stacks, stack_scores, stack_windows_marked
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,11 @@ class GatedInferer(Inferer):
     slices centred on them (``medkit.metrics.classification.stack_scores``): when attached, the inferer first reads
     the engine's whole data loader once with the classifier alone (the segmenter sees no slice before every slice
     of its case is scored), then gates each batch on those means. The probability reported is then that mean.
-    Lone slices, and calls outside an engine, keep their own probability and ``threshold``.
+    Lone slices, and calls outside an engine, keep their own probability and ``threshold``. A slice that could not be
+    read (its ``error_key`` set) keeps its place in its stack, but its (placeholder) probability is never averaged:
+    windows take the nearest readable slice instead (``stack_scores(failed=...)``). Each item's
+    ``neighbour_missing_key`` output says whether its window holds a slice that could not be read or whose own input
+    missed a neighbour (its ``neighbour_key``, ``NeighbourSlicesd``).
 
     Args:
         inferer: the segmentation inferer (e.g. ``SlidingWindowInferer``).
@@ -58,6 +62,8 @@ class GatedInferer(Inferer):
         threshold_key: engine output key of each item's threshold.
         image_key, case_key, slice_key, error_key: batch keys of the input, its case, its slice number and its
             read error (``TolerantDataset``: failed items are left out of their case's means).
+        neighbour_key: batch key of the unreadable neighbours of an item's input (``"neighbour_missing"``).
+        neighbour_missing_key: engine output key of whether an item's stack window depends on an unreadable slice.
     """
 
     def __init__(
@@ -77,6 +83,8 @@ class GatedInferer(Inferer):
         case_key: str = "case",
         slice_key: str = "slice",
         error_key: str = "error",
+        neighbour_key: str = "neighbour_missing",
+        neighbour_missing_key: str = "stack_neighbour_missing",
     ) -> None:
         super().__init__()
         self.inferer = inferer
@@ -93,10 +101,14 @@ class GatedInferer(Inferer):
         self.stack_threshold = None if stack_threshold is None else float(stack_threshold)
         self.threshold_key = threshold_key
         self.image_key, self.case_key, self.slice_key, self.error_key = image_key, case_key, slice_key, error_key
+        self.neighbour_key, self.neighbour_missing_key = neighbour_key, neighbour_missing_key
         self.last_probability: torch.Tensor | None = None
         self.last_threshold: torch.Tensor | None = None
+        self.last_neighbour_missing: torch.Tensor | None = None
         #: (case, slice) -> (mean probability, stack threshold), from the pass over the data loader
         self._stack: dict[tuple[str, str], tuple[float, float]] = {}
+        #: (case, slice) of the slices whose window holds an unreadable slice or one that missed a neighbour
+        self._touched: set[tuple[str, str]] = set()
         self._batch_keys: list[tuple[str, str]] | None = None
         if gate is not None:
             gate.eval()
@@ -116,7 +128,7 @@ class GatedInferer(Inferer):
 
     def __call__(self, inputs: torch.Tensor, network, *args, **kwargs) -> torch.Tensor:
         if self.gate is None:
-            self.last_probability = self.last_threshold = None
+            self.last_probability = self.last_threshold = self.last_neighbour_missing = None
             return self.inferer(inputs, network, *args, **kwargs)
         keys = self._batch_keys if self._batch_keys is not None and len(self._batch_keys) == len(inputs) else None
         known = [k in self._stack for k in keys] if keys else [False] * len(inputs)
@@ -124,10 +136,12 @@ class GatedInferer(Inferer):
         threshold = torch.full((len(inputs),), self.threshold, device=inputs.device)
         if not all(known):
             prob = self.probability(inputs).to(prob.dtype)
+        touched = torch.zeros(len(inputs), dtype=torch.bool, device=inputs.device)
         for i, k in enumerate(known):
             if k:
                 prob[i], threshold[i] = self._stack[keys[i]]
-        self.last_probability, self.last_threshold = prob, threshold
+                touched[i] = keys[i] in self._touched
+        self.last_probability, self.last_threshold, self.last_neighbour_missing = prob, threshold, touched
         keep = passes_gate(prob, threshold)
         out = inputs.new_full((inputs.shape[0], self.out_channels, *inputs.shape[2:]), self.background_logit)
         if keep.any():
@@ -165,24 +179,30 @@ class GatedInferer(Inferer):
         """Read ``data`` (batches of dicts, e.g. a ``DataLoader``) with the classifier and keep, per slice of a
         stack, its mean probability over ``slice_window`` slices and the stack threshold (keyed by case and slice
         number); returns that table, which gates the following calls from the same engine."""
-        self._stack = {}
-        probs, cases, slices = [], [], []
+        self._stack, self._touched = {}, set()
+        probs, cases, slices, failed, marked = [], [], [], [], []
         for batch in data:
             x = torch.as_tensor(batch[self.image_key])
             if device is not None:
                 x = x.to(device)
             errors = self._column(batch, self.error_key, len(x))
-            for (case, number), p, err in zip(self._keys(batch), self.probability(x).tolist(), errors):
-                if case and not err:
+            missing = self._column(batch, self.neighbour_key, len(x))
+            for (case, number), p, err, miss in zip(self._keys(batch), self.probability(x).tolist(), errors, missing):
+                if case:  # failed slices hold their place in the stack; their placeholder's probability is not used
                     probs.append(p)
                     cases.append(case)
                     slices.append(number)
+                    failed.append(bool(err))
+                    marked.append(bool(err) or bool(miss))
         if probs:
             scores, thresholds, stacked = stack_scores(
-                probs, cases, slices, self.threshold, self.slice_window, self.stack_threshold
+                probs, cases, slices, self.threshold, self.slice_window, self.stack_threshold, failed
             )
+            touched = stack_windows_marked(cases, slices, self.slice_window, marked)
             for i in np.flatnonzero(stacked):
                 self._stack[(cases[i], slices[i])] = (float(scores[i]), float(thresholds[i]))
+                if touched[i]:
+                    self._touched.add((cases[i], slices[i]))
         n_cases = len({case for case, _ in self._stack})
         logger.info(
             "gate: %d slices of %d stacks scored on %d-slice means", len(self._stack), n_cases, self.slice_window
@@ -200,3 +220,5 @@ class GatedInferer(Inferer):
         if self.last_probability is not None and isinstance(engine.state.output, dict):
             engine.state.output[self.prob_key] = self.last_probability.detach()
             engine.state.output[self.threshold_key] = self.last_threshold.detach()
+            if self.last_neighbour_missing is not None:
+                engine.state.output[self.neighbour_missing_key] = self.last_neighbour_missing.detach()

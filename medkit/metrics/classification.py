@@ -16,6 +16,7 @@ __all__ = [
     "slice_order",
     "stack_means",
     "stack_scores",
+    "stack_windows_marked",
 ]
 
 
@@ -193,27 +194,86 @@ def averages_stacks(slice_window: int, stack_threshold: float | None) -> bool:
     return int(slice_window) > 1 and stack_threshold is not None
 
 
-def stack_means(
-    probs: Sequence[float], cases: Sequence[str], slices: Sequence[int | str], slice_window: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(means, stacked)``: each slice of a stack (a case with more than one slice) gets the mean of the
-    ``slice_window`` slices centred on it (``slice_mean``, its case's slices ordered by number; non-numbers keep the
-    input order), other slices their own value; ``stacked`` marks the former."""
-    means = np.asarray(probs, dtype=np.float64).ravel().copy()
-    if not (len(cases) == len(slices) == means.size):
-        raise ValueError(f"{means.size} probabilities, {len(cases)} cases and {len(slices)} slice numbers")
-    stacked = np.zeros(means.size, dtype=bool)
+def _case_groups(cases: Sequence[str], slices: Sequence[int | str]) -> list[list[int]]:
+    """Indices of each case's items (cases in order of first arrival), in slice order (non-numbers: input order)."""
     groups: dict[str, list[int]] = {}
     for i, case in enumerate(cases):
         if case:
             groups.setdefault(str(case), []).append(i)
     for indices in groups.values():
-        if len(indices) < 2:
-            continue
         indices.sort(key=lambda i: (slice_order(slices[i], -1), i))
-        means[indices] = slice_mean(means[indices], slice_window)
-        stacked[indices] = True
+    return list(groups.values())
+
+
+def _window_positions(position: int, size: int, window: int, failed: np.ndarray) -> list[int]:
+    """Positions of the ``window`` slices centred on ``position`` among ``size`` ordered slices: beyond the ends the
+    end slice, and in place of a failed slice the nearest readable one towards ``position``."""
+    out = []
+    for offset in range(-(window // 2), window // 2 + 1):
+        q = min(max(position + offset, 0), size - 1)
+        step = 1 if q < position else -1
+        while failed[q]:
+            q += step
+        out.append(q)
+    return out
+
+
+def stack_means(
+    probs: Sequence[float],
+    cases: Sequence[str],
+    slices: Sequence[int | str],
+    slice_window: int,
+    failed: Sequence[bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(means, stacked)``: each slice of a stack (a case with more than one readable slice) gets the mean of the
+    ``slice_window`` slices centred on it (``slice_mean``, its case's slices ordered by number; non-numbers keep the
+    input order), other slices their own value; ``stacked`` marks the former.
+
+    ``failed`` marks slices that could not be read: they keep their place in their case's order, but their value
+    (a placeholder's) is never used: in a window it is replaced by the nearest readable slice towards the window's
+    centre, as the end slice stands for the slices beyond the ends. They are not ``stacked``. Windows without a
+    failed slice get exactly the means they get when every slice is read."""
+    means = np.asarray(probs, dtype=np.float64).ravel().copy()
+    if not (len(cases) == len(slices) == means.size):
+        raise ValueError(f"{means.size} probabilities, {len(cases)} cases and {len(slices)} slice numbers")
+    bad = np.zeros(means.size, dtype=bool) if failed is None else np.asarray(failed, dtype=bool).ravel()
+    if bad.size != means.size:
+        raise ValueError(f"{means.size} probabilities and {bad.size} failed flags")
+    stacked = np.zeros(means.size, dtype=bool)
+    for indices in _case_groups(cases, slices):
+        values, gone = means[indices], bad[indices]
+        if int((~gone).sum()) < 2:
+            continue
+        smoothed = slice_mean(np.where(gone, 0.0, values), slice_window)
+        if gone.any():
+            kernel = np.full(int(slice_window), 1.0 / int(slice_window))
+            none_failed = np.zeros_like(gone)
+            for p in np.flatnonzero(~gone):
+                positions = _window_positions(int(p), len(indices), int(slice_window), gone)
+                if positions != _window_positions(int(p), len(indices), int(slice_window), none_failed):
+                    smoothed[p] = np.convolve(values[positions], kernel, mode="valid")[0]
+        keep = np.asarray(indices)[~gone]
+        means[keep] = smoothed[~gone]
+        stacked[keep] = True
     return means, stacked
+
+
+def stack_windows_marked(
+    cases: Sequence[str], slices: Sequence[int | str], slice_window: int, marked: Sequence[bool]
+) -> np.ndarray:
+    """Per slice, whether a ``marked`` slice (e.g. one that could not be read) of its case lies in the
+    ``slice_window`` slices centred on it (``stack_means``' windows, the slice itself included); slices without a
+    case only look at themselves."""
+    flags = np.asarray(marked, dtype=bool).ravel()
+    if not (len(cases) == len(slices) == flags.size):
+        raise ValueError(f"{flags.size} flags, {len(cases)} cases and {len(slices)} slice numbers")
+    out = flags.copy()
+    half = int(slice_window) // 2
+    for indices in _case_groups(cases, slices):
+        ordered = flags[indices]
+        for p, i in enumerate(indices):
+            out[i] = bool(ordered[max(p - half, 0) : p + half + 1].any())
+    return out
 
 
 def stack_scores(
@@ -223,6 +283,7 @@ def stack_scores(
     threshold: float,
     slice_window: int = 1,
     stack_threshold: float | None = None,
+    failed: Sequence[bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The decision score and threshold of each slice, with a patient's neighbouring slices taken into account.
 
@@ -239,13 +300,15 @@ def stack_scores(
         threshold: threshold of a lone slice's own probability.
         slice_window: odd number of slices averaged.
         stack_threshold: threshold of the mean over ``slice_window`` slices.
+        failed: slices that could not be read (their probability a placeholder's): they hold their place in their
+            stack but their probability is never averaged (``stack_means``); their own score means nothing.
 
     Returns:
         ``(scores, thresholds, stacked)``: per slice its score, the threshold it is decided against, and whether
         it was scored as part of a stack; a slice is positive when ``score >= threshold``.
     """
     averaged = averages_stacks(slice_window, stack_threshold)
-    scores, stacked = stack_means(probs, cases, slices, slice_window if averaged else 1)
+    scores, stacked = stack_means(probs, cases, slices, slice_window if averaged else 1, failed)
     if not averaged:
         stacked[:] = False
         return scores, np.full(scores.size, float(threshold)), stacked

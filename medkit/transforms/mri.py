@@ -6,6 +6,7 @@ import glob
 import os
 import threading
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from monai.transforms import (
 
 from medkit.errors import InputFileError
 from medkit.io.tiff import TiffReader, read_tiff
+from medkit.transforms.check_inputd import CheckInputd
 from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadWithReaderd
 
@@ -42,10 +44,18 @@ __all__ = [
     "NeighbourSlicesd",
     "neighbour_paths",
     "case_channel_scale",
+    "case_scale",
+    "NEIGHBOUR_MISSING",
+    "CASE_MISSING",
     "mri_slice_preprocessing",
     "mri_slice_augmentation",
     "segmentation_augmentation",
 ]
+
+#: item key of the neighbour slices an item's 2.5D input needed but could not read (``NeighbourSlicesd``)
+NEIGHBOUR_MISSING = "neighbour_missing"
+#: item key of the case's slices left out of its per-case intensity scale, unreadable (``CaseChannelScaled``)
+CASE_MISSING = "case_missing"
 
 
 class RandFlairForChannelsd(RandomizableTransform, MapTransform):
@@ -91,19 +101,26 @@ def case_channel_scale(files: Sequence[str], percentile: float = 99.0) -> np.nda
     """Per channel, the ``percentile`` of the non-zero (brain) pixels over all readable slices in ``files``.
 
     Unreadable slices are skipped (they fail by name when loaded themselves); channels with no non-zero
-    pixel get 1.
+    pixel get 1. ``case_scale`` also says which files were skipped.
     """
+    return case_scale(files, percentile)[0]
+
+
+def case_scale(files: Sequence[str], percentile: float = 99.0) -> tuple[np.ndarray, list[str]]:
+    """``(scale, unreadable)``: ``case_channel_scale`` of ``files`` and the files it could not read (left out of it)."""
     pixels: list[np.ndarray] = []
+    unreadable: list[str] = []
     for f in files:
         try:
             image = read_tiff(f)
         except (InputFileError, OSError, ValueError):
+            unreadable.append(f)
             continue
         if image.ndim == 3:
             pixels.append(image.reshape(-1, image.shape[-1]))
     if not pixels:
-        return np.ones(1, np.float32)
-    return _channel_percentiles(np.concatenate(pixels), percentile)
+        return np.ones(1, np.float32), unreadable
+    return _channel_percentiles(np.concatenate(pixels), percentile), unreadable
 
 
 def _channel_percentiles(pixels: np.ndarray, percentile: float) -> np.ndarray:
@@ -126,33 +143,42 @@ class CaseChannelScaled(MapTransform):
     folder, as in the set's folders and in MONAI Label's flat datastore); a file without a slice number is
     its own case. Scales are computed once per case and kept.
 
-    Reads ``<key>_path`` (``KeepPathd``) for the file name; the image must be channel-first.
+    Reads ``<key>_path`` (``KeepPathd``) for the file name; the image must be channel-first. Sets
+    ``"case_missing"``: the case's slices that could not be read, and so are left out of its scale (``"; "``-joined,
+    ``""`` when every slice was read): the scale, and so every slice of that case, then differs from the complete
+    case's.
     """
 
     def __init__(self, keys: KeysCollection, percentile: float = 99.0, clip: float = 1.5) -> None:
         super().__init__(keys)
         self.percentile = float(percentile)
         self.clip = float(clip)
-        self._scales: dict[tuple[str, ...], np.ndarray] = {}
+        self._scales: dict[tuple[str, ...], tuple[np.ndarray, list[str]]] = {}
         self._lock = threading.Lock()
 
     def scale_for(self, path: str) -> np.ndarray:
+        return self._scale_and_missing(path)[0]
+
+    def _scale_and_missing(self, path: str) -> tuple[np.ndarray, list[str]]:
         files = tuple(_case_files(path))
         with self._lock:
             if files not in self._scales:
-                self._scales[files] = case_channel_scale(files, self.percentile)
+                self._scales[files] = case_scale(files, self.percentile)
             return self._scales[files]
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
+        missing: list[str] = []
         for key in self.key_iterator(d):
             img = d[key]
-            scale = self.scale_for(str(d.get(f"{key}_path", "")))
+            scale, unreadable = self._scale_and_missing(str(d.get(f"{key}_path", "")))
+            missing += unreadable
             if scale.shape[0] != img.shape[0]:  # no readable case file: scale this image by itself
                 pixels = np.asarray(img.detach().cpu().reshape(img.shape[0], -1)).T
                 scale = _channel_percentiles(pixels, self.percentile)
             factor = torch.as_tensor(scale, dtype=torch.float32).reshape(-1, *([1] * (img.ndim - 1)))
             d[key] = (img / factor.to(img.device)).clamp(0.0, self.clip)
+        d[CASE_MISSING] = "; ".join(missing)
         return d
 
 
@@ -186,8 +212,11 @@ class NeighbourSlicesd(MapTransform):
     before, the slice, the slice after; ``neighbour_paths``), concatenated along the channel axis in that order.
     Neighbours are found from the file name (``<case>_<n>`` beside it), so this works in the set's folders, on a
     folder given to ``medkit infer`` and in MONAI Label's flat datastore; at the ends of a volume, or for a lone
-    file, the nearest existing slice is repeated. A neighbour that cannot be read is replaced by the slice itself
-    (it is reported by name when it is loaded as an item of its own); the slice itself failing raises.
+    file, the nearest existing slice is repeated. A neighbour that exists but cannot be read (or is not the slice's
+    size) is treated the same way: replaced by the nearest readable slice towards the slice itself, never by
+    zeros; it is reported by name when it is loaded as an item of its own, and the item's ``"neighbour_missing"``
+    names it (``"; "``-joined, ``""`` when every neighbour was read). The slice itself failing raises. Other keys
+    the slice's own ``load`` sets (``"case_missing"``) are kept.
 
     Args:
         keys: keys of the image paths (``KeepPathd`` before it keeps them under ``<key>_path``).
@@ -206,23 +235,45 @@ class NeighbourSlicesd(MapTransform):
     def _one(self, key: Hashable, path: str) -> torch.Tensor:
         return torch.as_tensor(self.load({key: path, f"{key}_path": path})[key])
 
+    def _readable(self, key: Hashable, path: str, shape: torch.Size) -> torch.Tensor | None:
+        """``path`` loaded, or ``None`` when it cannot be read or its image is not of ``shape``."""
+        try:
+            image = self._one(key, path)
+        except (InputFileError, OSError, ValueError, RuntimeError):
+            return None
+        return image if image.shape == shape else None
+
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
+        missing: list[str] = []
         for key in self.key_iterator(d):
             path = str(d[key])
-            centre = self._one(key, path)
+            own = self.load({key: path, f"{key}_path": path})
+            centre = torch.as_tensor(own[key])
+            d.update({k: v for k, v in own.items() if k not in (key, f"{key}_path") and k not in d})
+            loaded: dict[str, torch.Tensor | None] = {path: centre}
             stack = []
-            for neighbour in neighbour_paths(path, self.offsets):
-                if neighbour == path:
-                    stack.append(centre)
-                    continue
-                try:
-                    image = self._one(key, neighbour)
-                except (InputFileError, OSError, ValueError, RuntimeError):
-                    image = centre
-                stack.append(image if image.shape == centre.shape else centre)
+            for offset in self.offsets:
+                image = None
+                for candidate in self._towards_slice(path, offset):  # the slice itself comes last, always readable
+                    if candidate not in loaded:
+                        loaded[candidate] = self._readable(key, candidate, centre.shape)
+                        if loaded[candidate] is None:
+                            missing.append(candidate)
+                    image = loaded[candidate]
+                    if image is not None:
+                        break
+                stack.append(image)
             d[key] = torch.cat(stack, dim=0)
+        d[NEIGHBOUR_MISSING] = "; ".join(missing)
         return d
+
+    @staticmethod
+    def _towards_slice(path: str, offset: int) -> list[str]:
+        """The existing files of slices ``n + offset``, ``n + offset - 1``, ... down to ``path`` itself (``n``)."""
+        step = -1 if offset > 0 else 1
+        found = [p for o in range(int(offset), 0, step) for p in neighbour_paths(path, [o]) if p != path]
+        return [*dict.fromkeys(found), path]
 
 
 class RequireChannelsd(MapTransform):
@@ -287,8 +338,9 @@ def mri_slice_preprocessing(
     case_percentile: float | None = None,
     select_channels: Sequence[int] | None = None,
     neighbours: int = 0,
+    accepts: Mapping[str, Any] | None = None,
 ) -> list[Transform]:
-    """Keep each path under ``<key>_path``, load TIFF slices channel-first, scale intensities to ``[0, 1]``.
+    """Keep each path under ``<key>_path``, load TIFF slices channel-first, check, scale intensities to ``[0, 1]``.
 
     The LGG slices are 8-bit (pre-contrast, FLAIR, post-contrast), already windowed per volume by the set's
     authors, so a fixed range keeps the relative brightness between slices of one patient.
@@ -307,6 +359,8 @@ def mri_slice_preprocessing(
         neighbours: 2.5D context: also stack the ``neighbours`` slices before and after as channels
             (``NeighbourSlicesd``, each loaded, scaled and selected as the slice itself), so a network sees
             ``(2 * neighbours + 1) * channels`` channels, the slice's own in the middle.
+        accepts: what the bundle accepts (its ``medkit.accepts``): a slice outside it fails by name
+            (``CheckInputd``, right after loading); ``None``: no check.
     """
     keys, mask_keys = _as_list(keys), _as_list(mask_keys)
     if case_percentile is not None:
@@ -321,6 +375,7 @@ def mri_slice_preprocessing(
         )
     single: list[Transform] = [
         LoadWithReaderd(keys, TiffReader()),
+        *([CheckInputd(keys, accepts)] if accepts else []),
         *([RequireChannelsd(keys, channels)] if channels else []),
         scaling,
         *([SelectChannelsd(keys, select_channels)] if select_channels is not None else []),

@@ -9,7 +9,9 @@ from medkit.metrics.classification import (
     roc_auc,
     roc_curve,
     slice_mean,
+    stack_means,
     stack_scores,
+    stack_windows_marked,
 )
 
 
@@ -91,3 +93,40 @@ def test_stack_scores_orders_each_case_by_slice_and_leaves_lone_slices_alone():
     assert (same == 0.2).all() and not none.any()
     with pytest.raises(ValueError, match="6 probabilities"):
         stack_scores(probs, cases[:2], slices, 0.2)
+
+
+def test_a_failed_slice_holds_its_place_but_is_never_averaged():
+    rng = np.random.default_rng(3)
+    probs = rng.random(10)
+    cases, slices = ["p"] * 10, list(range(1, 11))
+    complete, _ = stack_means(probs, cases, slices, 7)
+    failed = [n == 5 for n in slices]  # slice 5 unreadable: its placeholder probability must not count
+    junk = np.where(failed, 0.99, probs)
+    means, stacked = stack_means(junk, cases, slices, 7, failed)
+    assert stacked.tolist() == [not f for f in failed]
+    untouched = [i for i, n in enumerate(slices) if abs(n - 5) > 3]  # windows without slice 5: exactly as complete
+    assert untouched == [0, 8, 9] and means[untouched].tolist() == complete[untouched].tolist()
+    # slice 4's window 1..7: slice 5 is replaced by the nearest readable slice towards 4 (itself), as at an end
+    assert means[3] == pytest.approx(probs[[0, 1, 2, 3, 3, 5, 6]].mean())
+    # slice 6's window 3..9: 5 -> 6
+    assert means[5] == pytest.approx(probs[[2, 3, 5, 5, 6, 7, 8]].mean())
+    # the placeholder's value changes nothing
+    again, _ = stack_means(np.where(failed, 0.0, probs), cases, slices, 7, failed)
+    assert again[~np.asarray(failed)].tolist() == means[~np.asarray(failed)].tolist()
+    # a case left with one readable slice is a lone slice
+    lone, lone_stacked = stack_means([0.2, 0.9], ["q", "q"], [1, 2], 3, [False, True])
+    assert lone[0] == 0.2 and not lone_stacked.any()
+    scores, thresholds, stacked2 = stack_scores(junk, cases, slices, 0.1, 7, 0.5, failed)
+    assert scores[~np.asarray(failed)].tolist() == means[~np.asarray(failed)].tolist()
+    with pytest.raises(ValueError, match="failed flags"):
+        stack_means(probs, cases, slices, 7, failed[:3])
+
+
+def test_windows_holding_a_marked_slice_are_flagged():
+    cases, slices = ["p"] * 9 + ["", "q"], [*range(1, 10), 0, 1]
+    marked = [n == 5 for n in range(1, 10)] + [False, False]
+    flags = stack_windows_marked(cases, slices, 5, marked)
+    assert flags.tolist() == [False, False, True, True, True, True, True, False, False, False, False]
+    assert stack_windows_marked(cases, slices, 1, marked).tolist() == marked
+    with pytest.raises(ValueError, match="flags"):
+        stack_windows_marked(cases, slices, 3, marked[:2])

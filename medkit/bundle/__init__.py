@@ -130,6 +130,7 @@ def create_workflow(
     workflow: str,
     overrides: Mapping[str, Any] | None = None,
     config_files: list[str] | None = None,
+    ignore_unknown: bool = False,
 ):
     """A ``ConfigWorkflow`` for one of the bundle's workflows (``train``, ``evaluate``, ``infer``), initialised.
 
@@ -139,11 +140,16 @@ def create_workflow(
         overrides: config ids to values, as ``--id value`` would on the command line.
         config_files: config files of the bundle's ``configs/`` folder merged in order (a training stage:
             ``["train.json", "finetune.json"]``); default: the workflow's own file.
+        ignore_unknown: leave out overrides the configs do not define (settings meant for another workflow)
+            instead of refusing them.
 
     Raises:
-        MedkitError: unknown workflow or missing config file.
+        MedkitError: unknown workflow, missing config file, an override of an id no config defines (a typo would
+            otherwise run with the default) or outside its range (``medkit.bundle.properties.RANGES``).
     """
     from monai.bundle import ConfigWorkflow
+
+    from medkit.bundle.properties import check_ranges, describe_unknown, unknown_ids
 
     if workflow not in WORKFLOW_FILES:
         raise MedkitError(f"unknown workflow '{workflow}', expected one of {sorted(WORKFLOW_FILES)}")
@@ -151,11 +157,22 @@ def create_workflow(
     for config_file in paths:
         if not os.path.isfile(config_file):
             raise MedkitError(f"{config_file}: the bundle has no such config")
+    overrides = dict(overrides or {})
+    configs = []
+    for config_file in paths:
+        with open(config_file) as f:
+            configs.append(json.load(f))
+    unknown = unknown_ids(configs, load_metadata(bundle_dir), [k for k in overrides if k != "bundle_root"])
+    if unknown and not ignore_unknown:
+        where = f"{bundle_dir} ({' + '.join(os.path.basename(p) for p in paths)})"
+        raise MedkitError(describe_unknown(unknown[0], configs, where))
+    overrides = {k: v for k, v in overrides.items() if k not in unknown}
+    check_ranges(overrides)
     wf = ConfigWorkflow(
         config_file=paths if len(paths) > 1 else paths[0],
         meta_file=os.path.join(bundle_dir, "configs", "metadata.json"),
         workflow_type=WORKFLOW_TYPES[workflow],
-        **{"bundle_root": bundle_dir, **dict(overrides or {})},
+        **{"bundle_root": bundle_dir, **overrides},
     )
     wf.initialize()
     return wf

@@ -8,10 +8,22 @@ would fail in the middle of a command; ``medkit verify`` checks them up front (`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["CLI_IDS", "TASK_IDS", "required_ids", "missing_ids"]
+from medkit.errors import MedkitError
+
+__all__ = [
+    "CLI_IDS",
+    "TASK_IDS",
+    "RANGES",
+    "required_ids",
+    "missing_ids",
+    "unknown_ids",
+    "describe_unknown",
+    "check_ranges",
+]
 
 #: ids every bundle's workflow configs must define, by config file
 CLI_IDS: dict[str, tuple[str, ...]] = {
@@ -98,3 +110,72 @@ def missing_ids(config: Mapping[str, Any], config_file: str, meta: Mapping[str, 
                 break
             node = node[part]
     return missing
+
+
+#: allowed ranges of the settings a command line may set: (lowest, highest, lowest included)
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "threshold": (0.0, 1.0, True),
+    "stack_threshold": (0.0, 1.0, True),
+    "epochs": (1, None, True),
+    "val_interval": (1, None, True),
+    "batch_size": (1, None, True),
+    "val_batch_size": (1, None, True),
+    "sw_batch_size": (1, None, True),
+    "learning_rate": (0.0, None, False),
+    "weight_decay": (0.0, None, True),
+    "cache_rate": (0.0, 1.0, True),
+    "num_workers": (0, None, True),
+    "train_workers": (0, None, True),
+    "early_stop_patience": (1, None, True),
+    "slice_window": (1, None, True),
+    "n_worst": (0, None, True),
+}
+
+
+def _has(config: Any, ref: str) -> bool:
+    node = config
+    for part in ref.split("#"):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def unknown_ids(configs: Iterable[Mapping[str, Any]], meta: Mapping[str, Any], ids: Iterable[str]) -> list[str]:
+    """The ``ids`` (``a#b`` paths; ``_meta_#...`` in the metadata) that none of the raw ``configs`` defines."""
+    configs = list(configs)
+    unknown = []
+    for ref in ids:
+        if ref.startswith("_meta_#"):
+            found = _has(meta, ref.split("#", 1)[1])
+        else:
+            found = ref == "_meta_" or any(_has(c, ref) for c in configs)
+        if not found:
+            unknown.append(ref)
+    return unknown
+
+
+def describe_unknown(ref: str, configs: Iterable[Mapping[str, Any]], where: str) -> str:
+    """One line for an id no config defines, with the closest top-level ids as a hint."""
+    names = sorted({k for c in configs for k in c})
+    close = difflib.get_close_matches(ref.split("#", 1)[0], names, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return f"{ref}: no such config id in {where}{hint}"
+
+
+def check_ranges(overrides: Mapping[str, Any]) -> None:
+    """Raise ``MedkitError`` for an override outside its allowed range (``RANGES``) or of the wrong type."""
+    for ref, value in overrides.items():
+        if ref not in RANGES or value is None or (isinstance(value, str) and value.startswith(("$", "@"))):
+            continue
+        low, high, low_included = RANGES[ref]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MedkitError(f"{ref}={value!r}: expected a number")
+        below = low is not None and (value < low if low_included else value <= low)
+        if below or (high is not None and value > high):
+            opening, closing = "[" if low_included else "(", "]" if high is not None else ")"
+            span = f"{opening}{low}, {'inf' if high is None else high}{closing}"
+            raise MedkitError(f"{ref}={value!r}: out of range, expected a value in {span}")

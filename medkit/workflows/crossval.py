@@ -70,8 +70,26 @@ class CrossvalSettings:
                 raise MedkitError(f"{path}: {name} is not a cross-validation folder")
         self.bundle, self.data, self.out = (os.path.abspath(p) for p in (self.bundle, self.data, self.out))
         _check_folds_dealt(self.bundle)
+        _check_overrides(self.bundle, self.overrides)
         self.pretrained_from = os.path.abspath(self.pretrained_from) if self.pretrained_from else None
         self.gate = os.path.abspath(self.gate) if self.gate else None
+
+
+def _check_overrides(bundle: str, overrides: dict[str, Any]) -> None:
+    """Raises ``MedkitError`` for an override that neither the training stages nor evaluate.json define (each
+    workflow then takes the ones it has)."""
+    from medkit.bundle import load_metadata, train_stages
+    from medkit.bundle.properties import check_ranges, describe_unknown, unknown_ids
+
+    names = sorted({n for stage in train_stages(bundle) for n in stage} | {"evaluate.json"})
+    configs = []
+    for name in names:
+        with open(os.path.join(bundle, "configs", name)) as f:
+            configs.append(json.load(f))
+    unknown = unknown_ids(configs, load_metadata(bundle), overrides)
+    if unknown:
+        raise MedkitError(describe_unknown(unknown[0], configs, f"{bundle} ({' + '.join(names)})"))
+    check_ranges(overrides)
 
 
 def _check_folds_dealt(bundle: str) -> None:
@@ -135,7 +153,7 @@ def _train(settings: CrossvalSettings, fold_dir: str, common: dict, pretrained: 
             "ckpt_dir": os.path.join(fold_dir, "models"),
             "overwrite": True,  # the fold's own folder: an unfinished fold is trained again
         }
-        train_bundle(settings.bundle, overrides, stages=[k], on_workflow=record)
+        train_bundle(settings.bundle, overrides, stages=[k], on_workflow=record, ignore_unknown=True)
     return stages, epochs
 
 
@@ -155,7 +173,7 @@ def evaluate_fold(settings: CrossvalSettings, fold: int) -> dict:
         "output_dir": os.path.join(fold_dir, "eval"),
         **({"classifier_bundle": ""} if segmentation else {}),
     }
-    wf = create_workflow(settings.bundle, "evaluate", overrides)
+    wf = create_workflow(settings.bundle, "evaluate", overrides, ignore_unknown=True)
     wf.run()
     report = wf.parser.get_parsed_content("report").report
     return {k: report[k] for k in (("dice_patient_mean", "per_case") if segmentation else ("auc",))}

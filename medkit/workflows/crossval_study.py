@@ -42,7 +42,7 @@ def fold_masks(settings: CrossvalSettings, fold: int) -> dict[str, dict]:
         "classifier_bundle": "",
         "output_dir": os.path.join(fold_dir, "study"),
     }
-    wf = create_workflow(settings.bundle, "evaluate", overrides)
+    wf = create_workflow(settings.bundle, "evaluate", overrides, ignore_unknown=True)
     network = wf.parser.get_parsed_content("network")
     state = torch.load(os.path.join(fold_dir, "models", "model.pt"), map_location="cpu", weights_only=True)
     network.load_state_dict(state.get("model", state))

@@ -20,6 +20,7 @@ def train_bundle(
     overrides: Mapping[str, Any] | None = None,
     stages: list[int] | None = None,
     on_workflow: Callable[[Any, int], None] | None = None,
+    ignore_unknown: bool = False,
 ) -> str:
     """Train the bundle by its recipe: stage 1 is ``train.json``; each later stage merges its overlay on top
     (``["train.json", "finetune.json"]``) and starts from the model the stage before wrote to ``ckpt_dir``.
@@ -34,6 +35,7 @@ def train_bundle(
             in ``ckpt_dir``.
         on_workflow: called with each stage's initialised workflow and its stage number before it runs (progress
             bars).
+        ignore_unknown: leave out overrides the stage's configs do not define (``create_workflow``).
 
     Returns:
         the path of the final ``model.pt``.
@@ -50,7 +52,9 @@ def train_bundle(
         raise MedkitError(f"{bundle_dir}: no training stage {bad[0]} (the recipe has {len(recipe)})")
     ckpt_dir = None
     for stage in chosen:
-        wf = create_workflow(bundle_dir, "train", overrides, config_files=recipe[stage - 1])
+        wf = create_workflow(
+            bundle_dir, "train", overrides, config_files=recipe[stage - 1], ignore_unknown=ignore_unknown
+        )
         ckpt_dir = wf.parser.get_parsed_content("ckpt_dir")
         model = os.path.join(ckpt_dir, "model.pt")
         if stage > 1 and os.path.isfile(model):

@@ -73,6 +73,16 @@ class RowWriter(EpochCollector):
         """Inputs that could not be read."""
         return sum(1 for r in self.rows if r["error"])
 
+    @staticmethod
+    def output_error(path: str, output: np.ndarray) -> str:
+        """``"<path>: ..."`` when the network's ``output`` for it holds NaN or Inf (never written as a prediction),
+        else ``""``; logged as an error."""
+        if np.isfinite(output).all():
+            return ""
+        message = f"{path}: the network's output is NaN or Inf; no prediction"
+        logger.error(message)
+        return message
+
 
 def item_threshold(out: dict, key: str, default: float | None) -> float | None:
     """The decision threshold an output item carries under ``key`` (``GatedInferer`` gives each its own), else

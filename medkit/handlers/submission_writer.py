@@ -70,9 +70,11 @@ class SubmissionWriter(RowWriter):
             patient = str(item.get(self.patient_key, "")) or os.path.basename(str(item.get(self.path_key, "")))
             row = {"image": str(item.get(self.path_key, "")), "patient": patient, "error": str(item.get("error", ""))}
             self.rows.append(row)
+            probs = _to_numpy(out["pred"]).astype(np.float64).ravel()
+            row["error"] = row["error"] or self.output_error(row["image"], probs)
             if row["error"]:
                 continue
-            self._probs[patient].append(_to_numpy(out["pred"]).astype(np.float64).ravel())
+            self._probs[patient].append(probs)
             if "label" in item:
                 self._labels[patient] = _to_numpy(item["label"]).astype(np.int64).ravel()
 

@@ -331,11 +331,14 @@ def read_ct_series(folder: str | os.PathLike, strict: bool = False) -> CTSeries:
 def _load_nifti(path: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     import nibabel as nib
 
+    if os.path.getsize(path) == 0:
+        raise InputFileError(path, "file is empty (0 bytes)")
     try:
         img = nib.load(path)
         array = np.asarray(img.get_fdata(dtype=np.float32))
     except Exception as e:  # noqa: BLE001 - nibabel raises many types on broken files
-        raise InputFileError(path, f"cannot read NIfTI ({type(e).__name__}: {e})") from None
+        problem = str(e).replace(path, os.path.basename(path))
+        raise InputFileError(path, f"cannot read NIfTI ({type(e).__name__}: {problem})") from None
     while array.ndim > 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 3:

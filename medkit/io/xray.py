@@ -25,7 +25,15 @@ from medkit.io.header import (
     raster_header,
 )
 
-__all__ = ["XRayReader", "read_xray", "read_xray_header", "is_dicom_file", "RASTER_SUFFIXES", "DICOM_SUFFIXES"]
+__all__ = [
+    "XRayReader",
+    "read_xray",
+    "colour_spread",
+    "read_xray_header",
+    "is_dicom_file",
+    "RASTER_SUFFIXES",
+    "DICOM_SUFFIXES",
+]
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -49,15 +57,30 @@ def _read_raster(path: str) -> tuple[np.ndarray, dict]:
         with open_raster(path) as im:  # header only: refuses bombs and giant images before decoding
             im.load()
             mode = im.mode
+            spread = 0.0
             if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 arr = np.asarray(im).astype(np.float32)
             else:
+                if mode not in ("1", "L", "LA"):  # colour or palette: how far its channels differ
+                    spread = colour_spread(np.asarray(im.convert("RGB")))
                 arr = np.asarray(im.convert("L"), dtype=np.float32)
     except OSError as e:  # truncated files, broken streams
         raise InputFileError(path, f"cannot decode image ({e})") from None
     if arr.ndim != 2:
         raise InputFileError(path, f"expected a 2D image, got array of shape {arr.shape}")
-    return arr, {"source_mode": mode, "pixel_spacing": (1.0, 1.0), "modality": "CR"}
+    meta = {"source_mode": mode, "pixel_spacing": (1.0, 1.0), "modality": "CR", "frames": 1, "colour_spread": spread}
+    return arr, meta
+
+
+def colour_spread(rgb: np.ndarray) -> float:
+    """How far the channels of a ``(rows, columns, 3+)`` image differ: the mean over pixels of the largest minus the
+    smallest channel, as a fraction of the image's value range; ~0 for a grey image stored as colour, large for a
+    photograph or a 3-sequence MRI slice."""
+    rgb = np.asarray(rgb)[..., :3].astype(np.float32)
+    value_range = float(rgb.max() - rgb.min())
+    if value_range <= 0:
+        return 0.0
+    return float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean() / value_range)
 
 
 def _read_dicom(path: str) -> tuple[np.ndarray, dict]:
@@ -82,6 +105,7 @@ def _read_dicom(path: str) -> tuple[np.ndarray, dict]:
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     if n_frames > 1:
         arr = arr[0]
+    spread = 0.0
     if photometric.startswith("MONOCHROME"):
         arr = apply_modality_lut(arr, ds)
         if "WindowCenter" in ds or "VOILUTSequence" in ds:
@@ -92,6 +116,7 @@ def _read_dicom(path: str) -> tuple[np.ndarray, dict]:
     else:  # colour radiograph (rare): pydicom returns RGB for YBR after conversion
         arr = np.asarray(arr, dtype=np.float32)
         if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+            spread = colour_spread(arr)
             arr = arr[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     if arr.ndim != 2:
         raise InputFileError(path, f"expected a 2D radiograph, got pixel array of shape {arr.shape}")
@@ -101,6 +126,8 @@ def _read_dicom(path: str) -> tuple[np.ndarray, dict]:
         "pixel_spacing": tuple(float(s) for s in spacing),
         "modality": str(ds.get("Modality", "")),
         "patient_id": str(ds.get("PatientID", "")),
+        "frames": n_frames,
+        "colour_spread": spread,
     }
     return arr, meta
 
@@ -112,7 +139,9 @@ def read_xray(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         path: a PNG/JPEG/BMP/TIFF file or a DICOM file (with or without a ``.dcm`` suffix).
 
     Returns:
-        the image and a dict with ``source_mode``, ``pixel_spacing`` (row, column mm) and ``modality``.
+        the image and a dict with ``source_mode``, ``pixel_spacing`` (row, column mm), ``modality``, ``frames``
+        (a multi-frame DICOM's NumberOfFrames; only the first frame is returned) and ``colour_spread``
+        (:func:`colour_spread` of a colour file, 0 for a grey one).
 
     Raises:
         InputFileError: the file is missing, empty, truncated, not an image or a DICOM without pixels.
@@ -179,6 +208,8 @@ class XRayReader(ImageReader):
                     MetaKeys.SPACE: "RAS",
                     "source_mode": info["source_mode"],
                     "modality": info.get("modality", ""),
+                    "frames": info.get("frames", 1),
+                    "colour_spread": info.get("colour_spread", 0.0),
                     "filename_or_obj": path,
                 }
         if len(arrays) == 1:

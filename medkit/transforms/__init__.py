@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medkit.transforms.check_inputd import CheckInputd
 from medkit.transforms.classification import ClassFromMaskd, classification_postprocessing
 from medkit.transforms.ct import (
     ABDOMINAL_WINDOWS,
@@ -27,6 +28,7 @@ __all__ = [
     "GroupSoftmaxd",
     "rsna_postprocessing",
     "KeepPathd",
+    "CheckInputd",
     "LoadWithReaderd",
     "LoadXRayd",
     "xray_preprocessing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import torch
 from monai.config import KeysCollection
@@ -21,7 +22,9 @@ from monai.transforms import (
     Transform,
 )
 
+from medkit.transforms.check_inputd import CheckInputd
 from medkit.transforms.keep_pathd import KeepPathd
+from medkit.transforms.load_xrayd import LoadWithReaderd
 
 __all__ = [
     "CTWindowsd",
@@ -100,8 +103,9 @@ def ct_preprocessing(
     windows: Sequence[Sequence[float]] = ABDOMINAL_WINDOWS,
     label_key: str | None = "label",
     seg_key: str | None = None,
+    accepts: Mapping[str, Any] | None = None,
 ) -> list[Transform]:
-    """Load a CT (DICOM series folder or NIfTI), orient RAS, resample to ``pixdim`` mm, window, pad/crop to size.
+    """Load a CT (DICOM series folder or NIfTI), check it, orient RAS, resample to ``pixdim`` mm, window, pad/crop.
 
     The defaults cover 384 x 384 x 320 mm around the volume's centre: the abdomen of a trauma CT. Values
     outside the volume are 0 in every window (below each window's floor, like air).
@@ -115,6 +119,9 @@ def ct_preprocessing(
         seg_key: key of a voxel label map (NIfTI path, e.g. ``segmentations/<series>.nii``) resampled with the
             image (nearest neighbour) onto the same grid; items without one get -1 everywhere
             (``FillMissingLabeld``). ``None``: no label maps.
+        accepts: what the bundle accepts (its ``medkit.accepts``): a volume outside it fails by name
+            (``CheckInputd``, right after loading); ``None``: no check. Only ``CTReader`` reads the inputs, so a
+            file it refuses fails with its message instead of being read by another MONAI reader.
     """
     from medkit.io.ct import CTReader
 
@@ -122,9 +129,10 @@ def ct_preprocessing(
     segs = [seg_key] if seg_key else []
     both = {"keys": keys + segs, "allow_missing_keys": True}
     return [
-        LoadImaged(keys, reader=CTReader(), image_only=True),
+        LoadWithReaderd(keys, CTReader()),  # channel-first
+        *([CheckInputd(keys, accepts)] if accepts else []),
         *([LoadImaged(segs, image_only=True, allow_missing_keys=True)] if segs else []),
-        EnsureChannelFirstd(**both, channel_dim="no_channel"),
+        *([EnsureChannelFirstd(segs, allow_missing_keys=True, channel_dim="no_channel")] if segs else []),
         Orientationd(**both, axcodes="RAS"),
         Spacingd(
             **both,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from monai.transforms import (
     EnsureTyped,
@@ -15,6 +16,7 @@ from monai.transforms import (
     Transform,
 )
 
+from medkit.transforms.check_inputd import CheckInputd
 from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadXRayd
 
@@ -22,14 +24,19 @@ __all__ = ["xray_preprocessing", "xray_augmentation"]
 
 
 def xray_preprocessing(
-    keys: str | Sequence[str] = "image", spatial_size: Sequence[int] = (160, 160), equalize: bool = False
+    keys: str | Sequence[str] = "image",
+    spatial_size: Sequence[int] = (160, 160),
+    equalize: bool = False,
+    accepts: Mapping[str, Any] | None = None,
 ) -> list[Transform]:
-    """Keep each path under ``<key>_path``, load (PNG/JPEG/DICOM), scale each image to ``[0, 1]``, resize.
+    """Keep each path under ``<key>_path``, load (PNG/JPEG/DICOM), check, scale each image to ``[0, 1]``, resize.
 
     Args:
         keys: keys of the image paths.
         spatial_size: output ``(rows, columns)``; area interpolation, so downsizing does not alias.
         equalize: histogram-equalize each image (MONAI's ``HistogramNormalized``, 256 bins) before scaling.
+        accepts: what the bundle accepts (its ``medkit.accepts``): an image outside it fails by name
+            (``CheckInputd``); ``None``: no check.
 
     Returns:
         list of dictionary transforms; deterministic, hence cacheable by ``CacheDataset``.
@@ -40,6 +47,7 @@ def xray_preprocessing(
     return [
         KeepPathd(keys),
         LoadXRayd(keys),
+        *([CheckInputd(keys, accepts)] if accepts else []),
         *([HistogramNormalized(keys, num_bins=256, min=0.0, max=1.0)] if equalize else []),
         ScaleIntensityd(keys, minv=0.0, maxv=1.0),
         Resized(keys, spatial_size=[int(s) for s in spatial_size], mode="area"),

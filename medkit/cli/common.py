@@ -111,8 +111,14 @@ _FILE_SUFFIXES = (".csv", ".json", ".zip")
 def _out_dir(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    if os.path.isfile(value) or value.lower().endswith(_FILE_SUFFIXES):
+    exists_not_folder = os.path.lexists(value) and not os.path.isdir(value)  # a file, a device (/dev/null), a dead link
+    if exists_not_folder or value.lower().endswith(_FILE_SUFFIXES):
         raise click.BadParameter(f"{value}: --out takes a folder (the files are written inside it)", ctx, param)
+    existing = os.path.abspath(value)
+    while not os.path.isdir(existing):  # the folder, or the nearest one above it that it would be made in
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{existing}: not writable, so nothing could be saved there", ctx, param)
     return os.path.abspath(value)
 
 

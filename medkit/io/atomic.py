@@ -12,8 +12,19 @@ __all__ = ["atomic_path", "write_text_atomic", "write_json_atomic", "write_table
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = os.path.abspath(os.fspath(path))
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    A ``path`` that is a symbolic link is written through to its target (the link stays a link); one that exists
+    and is not a regular file (a folder, ``/dev/null``) is refused before anything is written.
+
+    Raises:
+        InputFileError: ``path`` exists and is not a regular file.
+    """
+    from medkit.errors import InputFileError
+
+    path = os.path.realpath(os.path.abspath(os.fspath(path)))
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise InputFileError(path, "exists and is not a regular file, so it cannot be replaced by an output file")
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")

@@ -3,6 +3,8 @@ a model is refused unless ``--overwrite``."""
 
 from __future__ import annotations
 
+import os
+
 from click.testing import CliRunner
 
 from medkit.cli.main import cli
@@ -35,3 +37,16 @@ def test_a_model_already_in_the_output_is_replaced_only_with_overwrite(synthetic
     result = _train(synthetic_cxr, out, "--overwrite", "--set", "seed=1")
     assert result.exit_code == 0, result.output
     assert model.read_bytes() != first
+
+
+def test_out_must_be_a_writable_folder(synthetic_cxr, tmp_path):
+    (tmp_path / "file").write_text("x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    for out, message in ((tmp_path / "file", "--out takes a folder"), ("/dev/null", "--out takes a folder")):
+        result = _train(synthetic_cxr, out)
+        assert result.exit_code == 1 and message in result.output, result.output
+    if os.geteuid() != 0:  # root may write anywhere
+        result = _train(synthetic_cxr, locked / "run")
+        assert result.exit_code == 1 and "not writable" in result.output

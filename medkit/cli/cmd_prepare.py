@@ -25,7 +25,12 @@ DATALIST_NAME = "datalist.json"
 )
 @click.option("--val-fraction", default=0.15, show_default=True, help="Fraction of patients held for validation.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the patient split.")
-@click.option("--check/--no-check", default=True, show_default=True, help="Decode every image; leave out bad ones.")
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Decode every image; leave out bad ones (headers are always checked: size limit, channels, broken links).",
+)
 @click.option(
     "--volumes", is_flag=True, help="lgg: also write each patient's slices and masks as NIfTI volumes to OUT/volumes/."
 )

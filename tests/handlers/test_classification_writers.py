@@ -71,3 +71,19 @@ def test_prediction_writer_labels_stacks_on_their_neighbourhood(tmp_path):
     assert float(rows["/d/P_5.tif"]["prob_tumour_stack"]) == pytest.approx(0.9)  # the failed P6 is left out
     assert rows["/d/x_.tif"]["label"] == "tumour" and rows["/d/x_.tif"]["prob_tumour_stack"] == ""
     assert rows["/d/bad.tif"]["label"] == "" and rows["/d/bad.tif"]["error"] == "bad"
+    # P6 failed: P5's window holds it, P4's does not; P's scale missed it, Q is complete
+    assert rows["/d/P_5.tif"]["neighbour_missing"] == "True" and rows["/d/P_4.tif"]["neighbour_missing"] == "False"
+    assert {r["case_incomplete"] for r in rows.values() if "/P_" in r["image"]} == {"True"}
+    assert {r["case_incomplete"] for r in rows.values() if "/Q_" in r["image"]} == {"False"}
+    assert rows["/d/bad.tif"]["neighbour_missing"] == ""
+
+
+def test_prediction_writer_flags_slices_whose_input_missed_a_neighbour(tmp_path):
+    writer = PredictionWriter(str(tmp_path / "p.csv"), NAMES, threshold=0.5, slice_window=3, stack_threshold=0.5)
+    for n in range(1, 7):  # slice 1's own input missed a neighbour: 1 and 2 (whose window holds 1) are flagged
+        item = {"image_path": f"/d/R_{n}.tif", "case": "R", "slice": n, "error": ""}
+        item["neighbour_missing"] = "/d/R_0.tif" if n == 1 else ""
+        writer._collect(_Engine([{"pred": torch.tensor([0.5, 0.5])}], [item]))
+    writer.write()
+    flags = [r["neighbour_missing"] for r in csv.DictReader((tmp_path / "p.csv").open())]
+    assert flags == ["True", "True", "False", "False", "False", "False"]

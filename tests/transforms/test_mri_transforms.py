@@ -150,3 +150,41 @@ def test_neighbour_slices_scale_with_their_case(tmp_path):
     alone = Compose(mri_slice_preprocessing("image", case_percentile=99.0, select_channels=[1]))
     out = chain({"image": str(tmp_path / "p_1.tif")})["image"]
     assert torch.equal(out[2], alone({"image": str(tmp_path / "p_2.tif")})["image"][0])  # same case scale
+
+
+def test_an_unreadable_neighbour_is_replaced_by_the_nearest_readable_slice_and_named(tmp_path):
+    for n in range(1, 7):
+        image = np.zeros((16, 16, 3), np.uint8)
+        image[4:12, 4:12] = 10 * n
+        tifffile.imwrite(tmp_path / f"c_{n}.tif", image)
+    path = lambda n: str(tmp_path / f"c_{n}.tif")  # noqa: E731
+    (tmp_path / "c_4.tif").write_bytes(b"")  # zero bytes
+    tifffile.imwrite(tmp_path / "c_2.tif", np.full((8, 8, 3), 20, np.uint8))  # readable, but not the slices' size
+    chain = Compose(mri_slice_preprocessing("image", select_channels=[1], neighbours=2))
+    out = chain({"image": path(3)})
+    # offsets -2..2 = slices 1, 2 (wrong size -> 3), 3, 4 (empty -> 3), 5: never zeros, never the bad files
+    assert [round(float(out["image"][c].max()) * 255) for c in range(5)] == [10, 30, 30, 30, 50]
+    assert out["neighbour_missing"] == f"{path(2)}; {path(4)}"
+    clean = chain({"image": path(6)})  # window 4..6 -> 4 is empty, 5 stands in at -2 as well
+    assert [round(float(clean["image"][c].max()) * 255) for c in range(5)] == [50, 50, 60, 60, 60]
+    assert clean["neighbour_missing"] == path(4)
+    far = Compose(mri_slice_preprocessing("image", select_channels=[1], neighbours=1))({"image": path(1)})
+    assert far["neighbour_missing"] == path(2)  # the wrong size
+    (tmp_path / "c_2.tif").unlink()  # a slice that is not there is an end of the volume, not a missing neighbour
+    alone = Compose(mri_slice_preprocessing("image", select_channels=[1], neighbours=1))({"image": path(1)})
+    assert alone["neighbour_missing"] == ""
+
+
+def test_case_scaling_names_the_slices_it_could_not_read(tmp_path):
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 3):
+        image = np.zeros((16, 16, 3), np.uint8)
+        image[2:14, 2:14] = rng.integers(10, 40, (12, 12, 3))
+        tifffile.imwrite(tmp_path / f"p_{n}.tif", image)
+    chain = Compose(mri_slice_preprocessing("image", case_percentile=99.0, select_channels=[1], neighbours=1))
+    assert chain({"image": str(tmp_path / "p_1.tif")})["case_missing"] == ""
+    (tmp_path / "p_3.tif").write_text("not a TIFF")
+    fresh = Compose(mri_slice_preprocessing("image", case_percentile=99.0, select_channels=[1], neighbours=1))
+    out = fresh({"image": str(tmp_path / "p_1.tif")})
+    assert out["case_missing"] == str(tmp_path / "p_3.tif") and out["neighbour_missing"] == ""
+    assert fresh({"image": str(tmp_path / "p_2.tif")})["neighbour_missing"] == str(tmp_path / "p_3.tif")

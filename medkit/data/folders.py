@@ -252,8 +252,8 @@ def build_class_folder_datalist(
         raise ValueError(f"folder_classes maps to {sorted(unknown)}, which are not in class_names {list(class_names)}")
     index = {folder: None if c is None else list(class_names).index(c) for folder, c in folder_classes.items()}
     root = _resolve_root(os.fspath(dataset_dir), nested_name)
-    subs = list_subfolders(root)
     skipped: list[dict] = []
+    subs = list_subfolders(root, skipped)
     pooled: list[dict] = []
     test: list[dict] = []
     split_dirs = [s for s in subs if s.lower() in SPLIT_FOLDERS]
@@ -286,5 +286,5 @@ def build_class_folder_datalist(
         "training": training,
         "validation": validation,
         "test": test,
-        "skipped": skipped,
+        "skipped": list({rec["file"]: rec for rec in skipped}.values()),  # the root's links are seen twice
     }

@@ -157,3 +157,14 @@ def test_bombs_giants_and_broken_links_are_left_out_and_named(tmp_path, syntheti
         assert len(select_split(d, "all")) == n_good
     warned = [r.getMessage() for r in caplog.records if r.name == "medkit.data" and r.levelname == "WARNING"]
     assert f"{bomb}: {problems[bomb]}" in warned and f"{link}: {problems[str(link)]}" in warned
+
+
+@pytest.mark.parametrize("layout", ["splits", "class folders"])
+def test_a_broken_link_beside_the_folders_is_reported_once(tmp_path, synthetic_cxr, layout):
+    root = tmp_path / "data"
+    shutil.copytree(os.path.join(synthetic_cxr, "train") if layout == "class folders" else synthetic_cxr, root)
+    (root / "val").symlink_to(tmp_path / "gone")
+    d = build_chest_xray_datalist(str(root), check_images=False)
+    assert d["skipped"] == [
+        {"file": str(root / "val"), "problem": f"broken symbolic link to {tmp_path / 'gone'} (target missing)"}
+    ]

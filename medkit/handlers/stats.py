@@ -12,9 +12,13 @@ __all__ = ["StatsHandler"]
 
 class StatsHandler(_MonaiStatsHandler):
     """``monai.handlers.StatsHandler`` (same arguments); an error medkit raises on purpose (a diverged loss, a bad
-    input) is logged as its one-line message, an unexpected one with its traceback as MONAI does."""
+    input) is logged as its one-line message, Ctrl-C as one line too, an unexpected error with its traceback as
+    MONAI does."""
 
-    def exception_raised(self, _engine: Engine, e: Exception) -> None:
+    def exception_raised(self, _engine: Engine, e: BaseException) -> None:
+        if isinstance(e, KeyboardInterrupt):
+            self.logger.error("interrupted (Ctrl-C)")
+            raise e
         if isinstance(e, MedkitError):
             self.logger.error(str(e))
             raise e

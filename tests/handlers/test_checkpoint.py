@@ -108,3 +108,26 @@ def test_a_model_already_there_is_replaced_only_when_allowed(tmp_path):
     check_overwrite(str(tmp_path), "true")
     with pytest.raises(MedkitError, match="expected true or false"):
         as_flag("maybe")
+
+
+@pytest.mark.parametrize("error", [MedkitError("x.png: not a radiograph"), KeyboardInterrupt()])
+def test_medkit_errors_and_ctrl_c_are_logged_as_one_line(error):
+    import logging
+
+    from medkit.handlers import StatsHandler
+
+    records = []
+    collector = logging.Handler()
+    collector.emit = records.append
+    logger = logging.getLogger(f"medkit-test-{type(error).__name__}")
+    logger.addHandler(collector)
+
+    def step(engine, batch):
+        raise error
+
+    engine = Engine(step)
+    StatsHandler(name=logger.name).attach(engine)
+    with pytest.raises(type(error)):
+        engine.run([0], max_epochs=1)
+    assert records and all(r.exc_info is None for r in records)
+    assert records[-1].getMessage() in ("x.png: not a radiograph", "interrupted (Ctrl-C)")

@@ -93,9 +93,24 @@ def resolve_bundle(bundle: str | os.PathLike) -> str:
 
 
 def load_metadata(bundle_dir: str) -> dict:
-    """The bundle's ``configs/metadata.json`` as a dict."""
-    with open(os.path.join(bundle_dir, "configs", "metadata.json")) as f:
-        return json.load(f)
+    """The bundle's ``configs/metadata.json`` as a dict.
+
+    Raises:
+        InputFileError: the file is missing or is not a JSON object.
+    """
+    from medkit.errors import InputFileError
+
+    path = os.path.join(os.fspath(bundle_dir), "configs", "metadata.json")
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise InputFileError(path, "missing: not a bundle") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputFileError(path, f"not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise InputFileError(path, "not a JSON object")
+    return meta
 
 
 def default_device() -> str:
@@ -394,13 +409,21 @@ def _unpack_zip(path: str) -> str:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
     cache = os.path.join(os.environ.get("MEDKIT_CACHE", os.path.expanduser("~/.cache/medkit")), "bundles", digest)
     if not os.path.isdir(cache):
-        with zipfile.ZipFile(path) as zf:
-            bad = [n for n in zf.namelist() if n.startswith("/") or ".." in n.split("/")]
-            if bad:
-                raise MedkitError(f"{path}: unsafe path in zip ({bad[0]})")
-            tmp = f"{cache}.tmp-{os.getpid()}"
-            zf.extractall(tmp)
+        import shutil
+        import zlib
+
+        tmp = f"{cache}.tmp-{os.getpid()}"
+        try:
+            with zipfile.ZipFile(path) as zf:
+                bad = [n for n in zf.namelist() if n.startswith("/") or ".." in n.split("/")]
+                if bad:
+                    raise MedkitError(f"{path}: unsafe path in zip ({bad[0]})")
+                zf.extractall(tmp)
             os.replace(tmp, cache)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, RuntimeError) as e:
+            raise MedkitError(f"{path}: not a readable zip ({type(e).__name__}: {e})") from None
+        finally:  # a failed extraction leaves no half-unpacked bundle in the cache
+            shutil.rmtree(tmp, ignore_errors=True)
     for root, _, files in os.walk(cache):
         if os.path.basename(root) == "configs" and "metadata.json" in files:
             return os.path.dirname(root)

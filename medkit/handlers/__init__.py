@@ -3,7 +3,7 @@ and a stop on a non-finite loss."""
 
 from __future__ import annotations
 
-from medkit.handlers.checkpoint import AtomicCheckpointSaver, NonFiniteLossHandler
+from medkit.handlers.checkpoint import AtomicCheckpointSaver, NonFiniteLossHandler, StrictCheckpointLoader
 from medkit.handlers.gradcam_saver import GradCAMSaver
 from medkit.handlers.gradient_clip import GradientClipHandler
 from medkit.handlers.prediction_writer import PredictionWriter
@@ -16,6 +16,7 @@ from medkit.handlers.submission_writer import SubmissionWriter
 __all__ = [
     "AtomicCheckpointSaver",
     "NonFiniteLossHandler",
+    "StrictCheckpointLoader",
     "GradCAMSaver",
     "GradientClipHandler",
     "ClassificationReportWriter",

@@ -15,7 +15,7 @@ from monai.handlers import CheckpointSaver
 
 from medkit.errors import MedkitError
 
-__all__ = ["AtomicCheckpointSaver", "NonFiniteLossHandler", "check_overwrite", "as_flag"]
+__all__ = ["AtomicCheckpointSaver", "StrictCheckpointLoader", "NonFiniteLossHandler", "check_overwrite", "as_flag"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,31 @@ class AtomicCheckpointSaver(CheckpointSaver):
             checkpoint = getattr(self, attr, None)
             if checkpoint is not None:
                 checkpoint.save_handler = _AtomicSaver(self.save_dir, filename)
+
+
+class StrictCheckpointLoader:
+    """Load a bundle's weights into its network when the engine starts (MONAI's ``CheckpointLoader`` for the
+    ``{"model": network}`` case), every tensor required to fit, and any problem one line naming the file: missing,
+    not a PyTorch checkpoint (a corrupt or truncated ``model.pt``), or another architecture's weights.
+
+    Args:
+        load_path: the checkpoint (``models/model.pt``).
+        network: the network to fill.
+        map_location: unused (the weights are read on the CPU and copied into the network where it lives); kept so
+            the arguments are ``CheckpointLoader``'s.
+    """
+
+    def __init__(self, load_path: str, network: torch.nn.Module, map_location: Any = None) -> None:
+        self.load_path = os.fspath(load_path)
+        self.network = network
+
+    def attach(self, engine) -> None:
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine=None) -> None:
+        from medkit.networks.weights import load_pretrained
+
+        load_pretrained(self.network, self.load_path, strict=True)
 
 
 class NonFiniteLossHandler:

@@ -159,7 +159,9 @@ def test_prepare_rsna_and_synthetic(trained, tmp_path):
 
 @pytest.mark.realdata
 def test_shipped_model_infers_the_real_cts(medkit_data, tmp_path):
-    """The real abdominal CTs (RLE and JPEG 2000 DICOM series, a NIfTI) load, preprocess and get a submission row."""
+    """The real abdominal CTs (RLE and JPEG 2000 DICOM series, a NIfTI) load, preprocess and get a submission row;
+    the JPEG 2000 series, a 40 mm slab of 20 slices, is decoded but refused by the bundle's ``medkit.accepts``
+    (at least 100 mm each way) with one line, so the command exits 1."""
     model = os.path.join(BUNDLES, "abdominal_trauma", "models", "model.pt")
     if not os.path.isfile(model):
         pytest.skip("the bundle has no trained weights")
@@ -171,9 +173,14 @@ def test_shipped_model_infers_the_real_cts(medkit_data, tmp_path):
     ]
     out = tmp_path / "submission"
     result = CliRunner().invoke(cli, ["infer", os.path.join(BUNDLES, "abdominal_trauma"), *inputs, "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("failed: ")]
+    assert failed == [
+        f"failed: {inputs[1]}: covers 500x500x40 mm, less than the 100x100x100 mm this bundle needs for an "
+        "abdominal CT volume"
+    ]
     rows = list(csv.DictReader((out / "predictions.csv").open()))
-    assert [r["patient_id"] for r in rows] == ["PATIENT_DICOM", "example_ct_dicom", "example_ct"]
+    assert [r["patient_id"] for r in rows] == ["PATIENT_DICOM", "example_ct"]
     for row in rows:
         probs = np.array([float(row[c]) for c in SUBMISSION_COLUMNS])
         assert np.all((probs >= 0) & (probs <= 1)) and probs[:2].sum() == pytest.approx(1, abs=1e-4)

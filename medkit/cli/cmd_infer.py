@@ -67,6 +67,10 @@ def run_inference(
         settings["batch_size"] = batch_size
     settings.update(parse_overrides(overrides))
     wf = create_workflow(bundle, "infer", settings)
+    if not len(wf.parser.get_parsed_content("dataset")):
+        more = f" and {len(inputs) - 3} more" if len(inputs) > 3 else ""
+        shown = ", ".join(os.fspath(i) for i in inputs[:3]) + more
+        raise MedkitError(f"{shown}: no image files found (nothing written)")
     evaluator = wf.parser.get_parsed_content("evaluator")
     attach_progress(evaluator, "infer")
     if explain_dir:
@@ -91,8 +95,8 @@ def run_inference(
     click.echo(f"{n_rows - n_failed} of {n_rows} inputs predicted -> {where}")
     if explain_dir:
         click.echo(f"Grad-CAM overlays -> {explain_dir}")
-    if n_failed or not n_rows:
-        click.echo(f"Error: {n_failed} input(s) could not be read" if n_rows else "Error: no inputs found", err=True)
+    if n_failed:
+        click.echo(f"Error: {n_failed} input(s) could not be read", err=True)
         sys.exit(1)
 
 

@@ -50,3 +50,14 @@ def test_out_must_be_a_writable_folder(synthetic_cxr, tmp_path):
     if os.geteuid() != 0:  # root may write anywhere
         result = _train(synthetic_cxr, locked / "run")
         assert result.exit_code == 1 and "not writable" in result.output
+
+
+def test_infer_on_a_folder_without_images_names_it_and_writes_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["infer", f"{BUNDLES}/pneumonia", str(empty), "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == f"Error: {empty}: no image files found (nothing written)"
+    assert not (out / "predictions.csv").exists()

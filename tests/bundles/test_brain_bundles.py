@@ -160,3 +160,69 @@ def test_medkit_train_runs_every_stage_of_the_recipe(pair, tmp_path):
     assert any(not torch.equal(first[k], second[k]) for k in first)  # stage 2 trained on from stage 1
     result = CliRunner().invoke(cli, [*args, "--stage", "2", "--stage", "3"])
     assert result.exit_code == 1 and "no training stage 3" in result.output
+
+
+def _rows(folder) -> dict[tuple[str, str], dict]:
+    """``predictions.csv`` of ``folder`` by (case, slice)."""
+    return {(r["case"], r["slice"]): r for r in csv.DictReader((folder / "predictions.csv").open())}
+
+
+def test_bad_slices_leave_their_good_neighbours_alone_and_flag_them(pair, tmp_path):
+    """A zero-byte slice in one patient, a text file named as a slice in another: error rows naming them, exit code 1,
+    no traceback; the read slices whose windows (2.5D input, the gate's 7-slice mean) held one are flagged, the
+    others are not; every entry point writes the same rows."""
+    import subprocess
+    import sys
+
+    cases = sorted(os.listdir(pair["data"]))[1:3]
+    for name in ("clean", "broken"):
+        for case in cases:
+            shutil.copytree(os.path.join(pair["data"], case), tmp_path / name / case)
+    empty = tmp_path / "broken" / cases[0] / f"{cases[0]}_1.tif"
+    text = tmp_path / "broken" / cases[1] / f"{cases[1]}_8.tif"
+    empty.write_bytes(b"")
+    text.write_text("not an image\n")
+    runner = CliRunner()
+    before = runner.invoke(
+        cli, ["infer", pair["seg"], *[str(tmp_path / "clean" / c) for c in cases], "--out", str(tmp_path / "before")]
+    )
+    assert before.exit_code == 0, before.output
+    after = runner.invoke(
+        cli, ["infer", pair["seg"], *[str(tmp_path / "broken" / c) for c in cases], "--out", str(tmp_path / "after")]
+    )
+    assert after.exit_code == 1 and "Traceback" not in after.output
+    failures = [line for line in after.output.splitlines() if line.startswith("failed: ")]
+    assert len(failures) == 2 and failures[0] == f"failed: {empty}: empty file"
+    assert failures[1].startswith(f"failed: {text}: ")
+    rows, ref = _rows(tmp_path / "after"), _rows(tmp_path / "before")
+    assert rows[(cases[0], "1")]["error"] and rows[(cases[1], "8")]["error"] and not rows[(cases[0], "1")]["mask_file"]
+    assert all(r["neighbour_missing"] == "False" and r["case_incomplete"] == "False" for r in ref.values())
+    # slice 1 bad: 2 lost its input neighbour; 2..4 hold 1, 5 holds 2 in their 7-slice windows; 6..8 are clear
+    flagged = {(cases[0], str(n)): n <= 5 for n in range(2, 9)} | {(cases[1], str(n)): n >= 4 for n in range(1, 8)}
+    assert {k: rows[k]["neighbour_missing"] == "True" for k in flagged} == flagged
+    for key in flagged:  # only the per-patient intensity scale (flagged case_incomplete) moves the clear slices
+        assert rows[key]["case_incomplete"] == "True" and not rows[key]["error"]
+        if not flagged[key]:
+            assert float(rows[key]["tumour_probability"]) == pytest.approx(
+                float(ref[key]["tumour_probability"]), abs=0.02
+            )
+    assert not (tmp_path / "after" / "nifti").exists()  # slices would no longer sit at their places
+
+    config = os.path.join(pair["seg"], "configs", "inference.json")
+    for case in cases:  # monai.bundle run takes one folder
+        run = subprocess.run(
+            [sys.executable, "-m", "monai.bundle", "run", "--config_file", config,
+             "--dataset_dir", str(tmp_path / "broken" / case), "--output_dir", str(tmp_path / "by_monai" / case)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert "Traceback" not in run.stderr, run.stderr[-3000:]
+        by_monai = list(csv.DictReader((tmp_path / "by_monai" / case / "predictions.csv").open()))
+        assert len(by_monai) == 8
+        for r in by_monai:
+            mine = rows[(case, r["slice"])]
+            assert [
+                r[c] for c in ("tumour_probability", "tumour_pixels", "neighbour_missing", "case_incomplete", "error")
+            ] == [
+                mine[c]
+                for c in ("tumour_probability", "tumour_pixels", "neighbour_missing", "case_incomplete", "error")
+            ]

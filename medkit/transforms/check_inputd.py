@@ -29,7 +29,7 @@ ACCEPTS_KEYS: dict[str, str] = {
     "spatial_dims": "spatial dimensions of the image (2: a slice or radiograph, 3: a volume)",
     "channels": "channels of the image as read",
     "max_colour_spread": "largest colour_spread of a colour file (0: grey stored as colour; a photograph or a "
-    "3-sequence MRI slice is far above 0.05)",
+    "3-sequence MRI slice is far above 0.01; 886 of the 920 real LGG slices are above 0.02)",
     "min_size": "smallest size, in pixels or voxels, along each spatial dimension",
     "min_extent_mm": "smallest extent in millimetres along each spatial dimension (voxel size from the affine)",
     "finite": "every value must be finite (no NaN or Inf)",

@@ -101,15 +101,7 @@ def required_ids(config_file: str, meta: Mapping[str, Any]) -> tuple[str, ...]:
 
 def missing_ids(config: Mapping[str, Any], config_file: str, meta: Mapping[str, Any]) -> list[str]:
     """The required ids (``required_ids``) that the raw config dict does not define (``a#b`` looks into ``a``)."""
-    missing = []
-    for ref in required_ids(config_file, meta):
-        node: Any = config
-        for part in ref.split("#"):
-            if not isinstance(node, Mapping) or part not in node:
-                missing.append(ref)
-                break
-            node = node[part]
-    return missing
+    return [ref for ref in required_ids(config_file, meta) if not _has(config, ref)]
 
 
 #: allowed ranges of the settings a command line may set: (lowest, highest, lowest included)

@@ -1,4 +1,9 @@
-"""Find, load, run and verify medkit bundles (a thin layer over ``monai.bundle``)."""
+"""Find, load and run medkit bundles (a thin layer over ``monai.bundle``).
+
+This module finds a bundle, reads its metadata and creates its workflows; beside it ``templates.py`` renders the
+workflow configs, ``properties.py`` declares the ids the commands need, ``gate.py`` builds the two-stage pipeline,
+``verify.py`` checks a bundle offline and ``archive.py`` writes and unpacks bundle zips.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ __all__ = [
     "SCHEMA_PATH",
     "verify_bundle",
     "export_bundle",
+    "MAX_MODEL_BYTES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,7 +89,9 @@ def resolve_bundle(bundle: str | os.PathLike) -> str:
     """
     bundle = os.fspath(bundle)
     if bundle.lower().endswith(".zip") and os.path.isfile(bundle):
-        return _unpack_zip(bundle)
+        from medkit.bundle.archive import unpack_zip
+
+        return unpack_zip(bundle)
     candidates = [bundle, os.path.join("bundles", bundle)]
     candidates.append(os.path.join(os.path.dirname(PACKAGE_DIR), "bundles", bundle))
     for path in candidates:
@@ -237,36 +245,6 @@ def input_placeholder(meta: Mapping[str, Any]) -> dict:
     return {"image": torch.zeros([int(image["num_channels"])] + [int(s) for s in image["spatial_shape"]])}
 
 
-def two_stage_inferer(
-    inferer: Any,
-    flip_tta: bool = False,
-    classifier_bundle: str | None = None,
-    bundle_root: str | None = None,
-    device: Any = "cpu",
-    threshold: float | None = None,
-    stack_threshold: float | None = None,
-    slice_window: int | None = None,
-):
-    """The segmentation inferer every entry point runs: ``inferer`` (a sliding window), with flip test-time
-    augmentation when ``flip_tta``, behind the gate of ``classifier_bundle`` (``classifier_gate``) when one is named.
-
-    Returns:
-        a ``medkit.inferers.GatedInferer`` (with no gate when ``classifier_bundle`` is empty).
-    """
-    from medkit.inferers import FlipTTAInferer, GatedInferer
-
-    segment = FlipTTAInferer(inferer) if flip_tta else inferer
-    gate = classifier_gate(
-        classifier_bundle,
-        device=device,
-        threshold=threshold,
-        beside=bundle_root,
-        stack_threshold=stack_threshold,
-        slice_window=slice_window,
-    )
-    return GatedInferer(segment, **gate)
-
-
 def channel_names(meta: Mapping[str, Any]) -> list[str]:
     """Class names in output-channel order from a parsed metadata dict (``@_meta_`` in a config)."""
     try:
@@ -276,214 +254,9 @@ def channel_names(meta: Mapping[str, Any]) -> list[str]:
     return [channel_def[str(i)] for i in range(len(channel_def))]
 
 
-MAX_MODEL_BYTES = 25 * 1024 * 1024
-
-
-def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
-    """Check a bundle: metadata against medkit's offline schema, workflow properties, network I/O, weights.
-
-    Returns:
-        ``(check, passed, detail)`` for each check; nothing is raised for a failed check.
-    """
-    import tempfile
-
-    import torch
-    from monai.bundle import ConfigWorkflow, verify_metadata
-
-    from medkit.bundle.properties import missing_ids
-    from medkit.data.synthetic import SYNTHETIC
-
-    results: list[tuple[str, bool, str]] = []
-    meta_file = os.path.join(bundle_dir, "configs", "metadata.json")
-    meta = load_metadata(bundle_dir)
-    source = meta.get("medkit", {}).get("data", {}).get("source", "")
-    try:
-        stages = train_stages(bundle_dir)
-        results.append(("training stages", True, "; ".join(" + ".join(stage) for stage in stages)))
-    except MedkitError as e:
-        results.append(("training stages", False, str(e)))
-    scratch = tempfile.TemporaryDirectory(prefix="medkit-verify-")
-    # check_properties instantiates the workflows, so they get a tiny synthetic data set and a scratch output
-    overrides = {"ckpt_dir": scratch.name, "output_dir": scratch.name, "output_file": f"{scratch.name}/p.csv"}
-    if source in SYNTHETIC:
-        overrides["dataset_dir"] = SYNTHETIC[source](os.path.join(scratch.name, "data"))
-    try:
-        verify_metadata(meta_file=meta_file, filepath=SCHEMA_PATH)
-        results.append(("metadata", True, "matches the schema"))
-    except Exception as e:
-        results.append(("metadata", False, str(e).splitlines()[0]))
-    for workflow, filename in WORKFLOW_FILES.items():
-        config_file = os.path.join(bundle_dir, "configs", filename)
-        if not os.path.isfile(config_file):
-            results.append((f"{workflow} properties", False, f"{config_file} is missing"))
-            continue
-        with open(config_file) as f:
-            missing_cli = missing_ids(json.load(f), filename, meta)
-        results.append(
-            (f"{workflow} medkit ids", not missing_cli, f"missing: {missing_cli}" if missing_cli else "complete")
-        )
-        try:
-            wf = ConfigWorkflow(
-                config_file=config_file,
-                workflow_type=WORKFLOW_TYPES[workflow],
-                logging_file=False,
-                **{"bundle_root": bundle_dir, **overrides},
-            )
-            wf.initialize()
-            missing = wf.check_properties()
-            results.append((f"{workflow} properties", not missing, f"missing: {missing}" if missing else "complete"))
-        except Exception as e:
-            results.append((f"{workflow} properties", False, str(e).splitlines()[0]))
-    try:
-        wf = ConfigWorkflow(
-            config_file=os.path.join(bundle_dir, "configs", WORKFLOW_FILES["infer"]),
-            workflow_type="infer",
-            logging_file=False,
-            bundle_root=bundle_dir,
-        )
-        net = wf.parser.get_parsed_content("network_def")
-        fmt = load_metadata(bundle_dir)["network_data_format"]
-        image, pred = fmt["inputs"]["image"], fmt["outputs"]["pred"]
-        x = torch.zeros(2, image["num_channels"], *[int(s) for s in image["spatial_shape"]])
-        with torch.no_grad():
-            y = net.eval()(x)
-        expected = (2, pred["num_channels"])
-        ok = tuple(y.shape[:2]) == expected
-        results.append(("network shapes", ok, f"input {tuple(x.shape)} -> output {tuple(y.shape)}"))
-        model_file = os.path.join(bundle_dir, "models", "model.pt")
-        if os.path.isfile(model_file):
-            size = os.path.getsize(model_file)
-            state = torch.load(model_file, map_location="cpu", weights_only=True)
-            net.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-            ok = size <= MAX_MODEL_BYTES
-            results.append(("weights", ok, f"models/model.pt loads, {size / 2**20:.1f} MB (limit 25 MB)"))
-        else:
-            results.append(("weights", True, "no models/model.pt shipped"))
-    except Exception as e:
-        results.append(("network shapes", False, str(e).splitlines()[0]))
-    finally:
-        scratch.cleanup()
-    return results
-
-
-_EXPORT_SKIP = {"runs", "eval", "__pycache__"}
-
-
-def export_bundle(bundle_dir: str, out_zip: str) -> str:
-    """Zip a bundle folder (configs, docs, models; not ``runs/`` or ``eval/``) for sharing.
-
-    The archive holds one top-level folder named after the bundle, as MONAI's bundle zips do. It is
-    written through a temporary file, so an interrupted export leaves no partial zip.
-
-    Returns:
-        the path of the zip.
-    """
-    import zipfile
-
-    bundle_dir = os.path.abspath(bundle_dir)
-    name = os.path.basename(bundle_dir)
-    out_zip = os.path.abspath(out_zip)
-    os.makedirs(os.path.dirname(out_zip), exist_ok=True)
-    tmp = f"{out_zip}.tmp-{os.getpid()}"
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for folder, dirs, files in os.walk(bundle_dir):
-                dirs[:] = sorted(d for d in dirs if d not in _EXPORT_SKIP and not d.startswith("."))
-                for f in sorted(files):
-                    if f.startswith("."):
-                        continue
-                    path = os.path.join(folder, f)
-                    zf.write(path, os.path.join(name, os.path.relpath(path, bundle_dir)))
-        os.replace(tmp, out_zip)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return out_zip
-
-
-def _unpack_zip(path: str) -> str:
-    import hashlib
-    import zipfile
-
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    cache = os.path.join(os.environ.get("MEDKIT_CACHE", os.path.expanduser("~/.cache/medkit")), "bundles", digest)
-    if not os.path.isdir(cache):
-        import shutil
-        import zlib
-
-        tmp = f"{cache}.tmp-{os.getpid()}"
-        try:
-            with zipfile.ZipFile(path) as zf:
-                bad = [n for n in zf.namelist() if n.startswith("/") or ".." in n.split("/")]
-                if bad:
-                    raise MedkitError(f"{path}: unsafe path in zip ({bad[0]})")
-                zf.extractall(tmp)
-            os.replace(tmp, cache)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, RuntimeError) as e:
-            raise MedkitError(f"{path}: not a readable zip ({type(e).__name__}: {e})") from None
-        finally:  # a failed extraction leaves no half-unpacked bundle in the cache
-            shutil.rmtree(tmp, ignore_errors=True)
-    for root, _, files in os.walk(cache):
-        if os.path.basename(root) == "configs" and "metadata.json" in files:
-            return os.path.dirname(root)
-    raise MedkitError(f"{path}: zip holds no bundle (no configs/metadata.json)")
-
-
 def task_type(bundle_dir: str) -> str:
     """The bundle's ``medkit.task_type`` from its metadata (``"classification"``, ``"segmentation"``), or ``""``."""
     return load_metadata(bundle_dir).get("medkit", {}).get("task_type", "")
-
-
-def classifier_gate(
-    bundle: str | None,
-    device: Any = "cpu",
-    threshold: float | None = None,
-    beside: str | None = None,
-    stack_threshold: float | None = None,
-    slice_window: int | None = None,
-) -> dict:
-    """The first stage of a two-stage pipeline: a classification bundle's trained network and decision threshold.
-
-    Returns ``{}`` when ``bundle`` is empty (no gating), else the keyword arguments of
-    ``medkit.inferers.GatedInferer``: ``gate`` (the network with ``models/model.pt`` loaded, in eval mode),
-    ``threshold`` (``threshold`` if given, else the bundle's ``medkit.threshold``, else 0.5), ``gate_size``
-    (the network's input size), ``positive_index`` (its last output channel), and ``slice_window`` and
-    ``stack_threshold`` (the arguments if given, else the bundle's ``medkit.slice_window`` and
-    ``medkit.stack_threshold``: slices of a stack are gated on the mean probability of that many neighbouring
-    slices against that threshold).
-
-    A bundle name is looked up first beside the bundle ``beside`` (the asking bundle's root, so copied pairs of
-    bundles keep working), then as in ``resolve_bundle``.
-
-    Raises:
-        MedkitError: not a classification bundle, or it has no trained weights.
-    """
-    if not bundle:
-        return {}
-    from medkit.networks.weights import load_pretrained
-
-    name = os.fspath(bundle)
-    sibling = os.path.join(os.path.dirname(os.path.abspath(beside or config_bundle_root())), name)
-    bundle_dir = resolve_bundle(sibling if os.path.isfile(os.path.join(sibling, "configs", "metadata.json")) else name)
-    meta = load_metadata(bundle_dir)
-    if meta.get("medkit", {}).get("task_type") != "classification":
-        raise MedkitError(f"{bundle_dir}: not a classification bundle (metadata medkit.task_type)")
-    model_file = os.path.join(bundle_dir, "models", "model.pt")
-    if not os.path.isfile(model_file):
-        raise MedkitError(f"{model_file}: the classifier bundle has no trained weights")
-    network = load_pretrained(meta_component(bundle_dir, "network_def"), model_file, strict=True)
-    fmt = meta["network_data_format"]
-    chosen = meta["medkit"].get("threshold", 0.5) if threshold is None else threshold
-    stack = meta["medkit"].get("stack_threshold") if stack_threshold is None else stack_threshold
-    return {
-        "gate": network.to(device).eval(),
-        "threshold": float(chosen),
-        "gate_size": [int(s) for s in fmt["inputs"]["image"]["spatial_shape"]],
-        "positive_index": int(fmt["outputs"]["pred"]["num_channels"]) - 1,
-        "slice_window": int(meta["medkit"].get("slice_window", 1) if slice_window is None else slice_window),
-        "stack_threshold": None if stack is None else float(stack),
-    }
 
 
 def _parsing_meta(own: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -532,3 +305,8 @@ def meta_component(bundle_root: str, key: str, **overrides: Any) -> Any:
     for name, value in overrides.items():
         parser[f"_meta_#medkit#{key}#{name}"] = value
     return parser.get_parsed_content(f"_meta_#medkit#{key}")
+
+
+from medkit.bundle.archive import export_bundle  # noqa: E402  (the submodules import this module's names lazily)
+from medkit.bundle.gate import classifier_gate, two_stage_inferer  # noqa: E402
+from medkit.bundle.verify import MAX_MODEL_BYTES, verify_bundle  # noqa: E402

@@ -85,7 +85,7 @@ def run_inference(
             display_channel=meta.get("display_channel") or 0,
         )
         saver.attach(evaluator)
-    wf.run()
+    evaluator.run()  # not wf.run(): its last step ends the process on failed inputs, reported here instead
     writer = wf.parser.get_parsed_content("writer")
     n_rows, n_failed = len(writer.rows), writer.n_failed
     for row in writer.rows:

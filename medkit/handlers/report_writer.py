@@ -7,6 +7,7 @@ import heapq
 import io
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,14 @@ from medkit.metrics.plots import plot_confusion_matrix, plot_image_grid, plot_ro
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["ClassificationReportWriter", "EpochCollector", "RowWriter", "decollated", "item_threshold"]
+__all__ = [
+    "ClassificationReportWriter",
+    "EpochCollector",
+    "RowWriter",
+    "decollated",
+    "exit_if_failed",
+    "item_threshold",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +90,23 @@ class RowWriter(EpochCollector):
         message = f"{path}: the network's output is NaN or Inf; no prediction"
         logger.error(message)
         return message
+
+
+def exit_if_failed(writer: RowWriter) -> None:
+    """End the process with exit status 1 and one line when ``writer`` holds rows of inputs that failed (they were
+    written with their error; the good inputs were predicted). The last step of a bundle's inference.json, so
+    ``python -m monai.bundle run`` reports failures as ``medkit infer`` does, without a traceback.
+
+    Raises:
+        SystemExit: some inputs failed.
+    """
+    if writer.n_failed:
+        where = getattr(writer, "output_file", "")
+        print(
+            f"Error: {writer.n_failed} of {len(writer.rows)} input(s) failed (their rows in {where} say why)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
 
 
 def item_threshold(out: dict, key: str, default: float | None) -> float | None:

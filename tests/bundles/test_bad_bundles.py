@@ -22,8 +22,10 @@ def bundle(tmp_path):
 def image(tmp_path):
     from PIL import Image
 
+    import numpy as np
+
     path = tmp_path / "x.png"
-    Image.new("L", (64, 64), 128).save(path)
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))).save(path)  # a gradient, not blank
     return str(path)
 
 
@@ -70,3 +72,25 @@ def test_a_corrupt_zip_is_one_line_and_leaves_no_half_unpacked_bundle(bundle, im
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith(f"Error: {archive}: not a readable zip"), result.output
     assert not cache.exists() or not any((cache / "bundles").iterdir())
+
+
+def test_monai_runner_exits_1_with_one_line_when_an_input_fails(tmp_path, image):
+    """``python -m monai.bundle run ... inference.json`` writes every row, the failed input's with its error, and
+    exits 1 with one line, as ``medkit infer`` does."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    shutil.copy(image, folder / "good.png")
+    (folder / "bad.png").write_bytes(b"")
+    config = os.path.join(BUNDLES, "pneumonia", "configs", "inference.json")
+    run = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", config,
+         "--dataset_dir", str(folder), "--output_dir", str(tmp_path / "out")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 1 and "Traceback" not in run.stderr + run.stdout
+    assert run.stderr.strip().splitlines()[-1].startswith("Error: 1 of 2 input(s) failed")
+    rows = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 3 and "bad.png" in rows[1] + rows[2]

@@ -216,6 +216,8 @@ def test_bad_slices_leave_their_good_neighbours_alone_and_flag_them(pair, tmp_pa
             cwd=tmp_path, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert "Traceback" not in run.stderr, run.stderr[-3000:]
+        assert run.returncode == 1  # as medkit infer: the bad slice's row is written, the run fails
+        assert run.stderr.strip().splitlines()[-1].startswith("Error: 1 of 8 input(s) failed")
         by_monai = list(csv.DictReader((tmp_path / "by_monai" / case / "predictions.csv").open()))
         assert len(by_monai) == 8
         for r in by_monai:

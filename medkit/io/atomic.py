@@ -19,8 +19,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 
     Raises:
         InputFileError: ``path`` exists and is not a regular file.
+        MedkitError: the system refused the write (a full disk, no permission): ``"<path>: could not be written
+            (<reason>)"``, whatever library was writing (PIL's PNG encoder hides the disk error behind its own).
     """
-    from medkit.errors import InputFileError
+    from medkit.errors import InputFileError, MedkitError
 
     path = os.path.realpath(os.path.abspath(os.fspath(path)))
     if os.path.exists(path) and not os.path.isfile(path):
@@ -31,6 +33,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno is None:
+            raise
+        raise MedkitError(f"{path}: could not be written ({e.strerror or e})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

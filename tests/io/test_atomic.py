@@ -36,3 +36,31 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     with pytest.raises(TypeError):  # the write itself fails (an object the file cannot take)
         write_text_atomic(object(), path)  # type: ignore[arg-type]
     assert path.read_text() == "kept\n" and os.listdir(tmp_path) == ["table.csv"]
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """PIL's PNG encoder reports a full disk behind its own AttributeError ('_idat' has no fileno); the write says
+    which file and why, and leaves nothing half-written."""
+    import errno
+
+    import numpy as np
+    from PIL import Image
+
+    from medkit.cli.main import _one_line
+    from medkit.errors import MedkitError
+    from medkit.explain.overlay import save_rgb_png
+
+    def full_disk(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG partial")
+        try:
+            raise AttributeError("'_idat' object has no attribute 'fileno'")
+        except AttributeError:
+            raise OSError(errno.ENOSPC, "No space left on device") from None
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    target = tmp_path / "masks" / "a_mask.png"
+    with pytest.raises(MedkitError) as caught:
+        save_rgb_png(np.zeros((8, 8), dtype=np.uint8), str(target))
+    assert _one_line(caught.value) == f"{target}: could not be written (No space left on device)"
+    assert os.listdir(tmp_path / "masks") == []

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from medkit.errors import MedkitError
@@ -30,6 +30,7 @@ __all__ = [
     "load_metadata",
     "channel_names",
     "create_workflow",
+    "checked_overrides",
     "default_device",
     "SCHEMA_PATH",
     "verify_bundle",
@@ -50,6 +51,17 @@ def _root_from_configs_dir(path: str) -> str:
     return os.path.dirname(path) if os.path.basename(path) == "configs" else path
 
 
+def _callers() -> Iterator[Any]:
+    """The ``self`` of each frame on the call stack, innermost first (the ConfigParser or ConfigWorkflow whose
+    config is being resolved is among them)."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if owner is not None:
+            yield owner
+        frame = frame.f_back
+
+
 def config_bundle_root() -> str:
     """The folder of the bundle whose config is being parsed, wherever the process was started.
 
@@ -59,14 +71,11 @@ def config_bundle_root() -> str:
     config (its ``config_root_path``), a ``--config_file`` argument on the command line, the working
     directory. Pass ``--bundle_root`` to override.
     """
-    frame = inspect.currentframe()
-    while frame is not None:
-        owner = frame.f_locals.get("self")
+    for owner in _callers():
         # read the instance dict: ConfigParser and ConfigWorkflow resolve unknown attributes as config ids
         root = vars(owner).get("config_root_path") if hasattr(owner, "__dict__") else None
         if root is not None:
             return _root_from_configs_dir(os.fspath(root))
-        frame = frame.f_back
     argv = sys.argv
     for i, arg in enumerate(argv):
         value = None
@@ -172,25 +181,11 @@ def create_workflow(
     """
     from monai.bundle import ConfigWorkflow
 
-    from medkit.bundle.properties import check_ranges, describe_unknown, unknown_ids
-
     if workflow not in WORKFLOW_FILES:
         raise MedkitError(f"unknown workflow '{workflow}', expected one of {sorted(WORKFLOW_FILES)}")
-    paths = [os.path.join(bundle_dir, "configs", name) for name in (config_files or [WORKFLOW_FILES[workflow]])]
-    for config_file in paths:
-        if not os.path.isfile(config_file):
-            raise MedkitError(f"{config_file}: the bundle has no such config")
-    overrides = dict(overrides or {})
-    configs = []
-    for config_file in paths:
-        with open(config_file) as f:
-            configs.append(json.load(f))
-    unknown = unknown_ids(configs, load_metadata(bundle_dir), [k for k in overrides if k != "bundle_root"])
-    if unknown and not ignore_unknown:
-        where = f"{bundle_dir} ({' + '.join(os.path.basename(p) for p in paths)})"
-        raise MedkitError(describe_unknown(unknown[0], configs, where))
-    overrides = {k: v for k, v in overrides.items() if k not in unknown}
-    check_ranges(overrides)
+    names = config_files or [WORKFLOW_FILES[workflow]]
+    paths = [os.path.join(bundle_dir, "configs", name) for name in names]
+    overrides = checked_overrides(bundle_dir, names, overrides, ignore_unknown=ignore_unknown)
     wf = ConfigWorkflow(
         config_file=paths if len(paths) > 1 else paths[0],
         meta_file=os.path.join(bundle_dir, "configs", "metadata.json"),
@@ -199,6 +194,39 @@ def create_workflow(
     )
     wf.initialize()
     return wf
+
+
+def checked_overrides(
+    bundle_dir: str, config_files: list[str], overrides: Mapping[str, Any] | None, ignore_unknown: bool = False
+) -> dict:
+    """``overrides`` checked against the bundle's ``config_files`` (names in its ``configs/`` folder) before any
+    work: an id that none of them defines and a value outside its range (``medkit.bundle.properties``) are refused.
+
+    Args:
+        ignore_unknown: leave out the ids the configs do not define instead of refusing them.
+
+    Returns:
+        the overrides to apply.
+
+    Raises:
+        MedkitError: a missing config file, an unknown id (unless ``ignore_unknown``), a value out of range.
+    """
+    from medkit.bundle.properties import check_ranges, describe_unknown, unknown_ids
+
+    configs = []
+    for name in config_files:
+        path = os.path.join(bundle_dir, "configs", name)
+        if not os.path.isfile(path):
+            raise MedkitError(f"{path}: the bundle has no such config")
+        with open(path) as f:
+            configs.append(json.load(f))
+    overrides = dict(overrides or {})
+    unknown = unknown_ids(configs, load_metadata(bundle_dir), [k for k in overrides if k != "bundle_root"])
+    if unknown and not ignore_unknown:
+        raise MedkitError(describe_unknown(unknown[0], configs, f"{bundle_dir} ({' + '.join(config_files)})"))
+    overrides = {k: v for k, v in overrides.items() if k not in unknown}
+    check_ranges(overrides)
+    return overrides
 
 
 def default_dataset_dir(meta: Mapping[str, Any]) -> str:
@@ -267,15 +295,12 @@ def _parsing_meta(own: Mapping[str, Any]) -> Mapping[str, Any] | None:
     inference.json without metadata.json)."""
     from monai.bundle import ConfigParser
 
-    frame = inspect.currentframe()
-    while frame is not None:
-        owner = frame.f_locals.get("self")
+    for owner in _callers():
         if isinstance(owner, ConfigParser):
             meta = vars(owner).get("config", {}).get("_meta_")  # the instance dict: no config-id lookup
             if isinstance(meta, Mapping) and "medkit" in meta:
                 same = all(meta.get(k) == own.get(k) for k in ("name", "version"))
                 return meta if same else None
-        frame = frame.f_back
     return None
 
 

@@ -73,7 +73,6 @@ class _AtomicSaver(DiskSaver):
         if bad:
             raise MedkitError(f"not saved: the weights hold non-finite values ({', '.join(bad[:3])}...)")
         super().__call__(checkpoint=checkpoint, filename=self.filename or filename, metadata=metadata)
-        os.chmod(os.path.join(self.dirname, self.filename or filename), 0o644)
 
     def remove(self, filename: str) -> None:
         if self.filename is None:

@@ -78,18 +78,10 @@ class CrossvalSettings:
 def _check_overrides(bundle: str, overrides: dict[str, Any]) -> None:
     """Raises ``MedkitError`` for an override that neither the training stages nor evaluate.json define (each
     workflow then takes the ones it has)."""
-    from medkit.bundle import load_metadata, train_stages
-    from medkit.bundle.properties import check_ranges, describe_unknown, unknown_ids
+    from medkit.bundle import checked_overrides, train_stages
 
     names = sorted({n for stage in train_stages(bundle) for n in stage} | {"evaluate.json"})
-    configs = []
-    for name in names:
-        with open(os.path.join(bundle, "configs", name)) as f:
-            configs.append(json.load(f))
-    unknown = unknown_ids(configs, load_metadata(bundle), overrides)
-    if unknown:
-        raise MedkitError(describe_unknown(unknown[0], configs, f"{bundle} ({' + '.join(names)})"))
-    check_ranges(overrides)
+    checked_overrides(bundle, names, overrides)
 
 
 def _check_folds_dealt(bundle: str) -> None:

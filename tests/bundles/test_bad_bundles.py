@@ -20,9 +20,8 @@ def bundle(tmp_path):
 
 @pytest.fixture
 def image(tmp_path):
-    from PIL import Image
-
     import numpy as np
+    from PIL import Image
 
     path = tmp_path / "x.png"
     Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))).save(path)  # a gradient, not blank

@@ -7,9 +7,14 @@ Submodules load on first use, so bundle configs can write ``"$import medkit"`` a
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 __version__ = "0.1.0"
+
+# MONAI 1.6 warns at every image loader it builds where NVIDIA's nvImageCodec (a GPU DICOM decoder) is absent and
+# pydicom's own decoders are used, as medkit intends; the bundles' logging.conf quiets the matching log line.
+warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader: nvImageCodec decoder plugin did not register")
 
 _SUBMODULES = (
     "bundle",

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from medkit.errors import MedkitError
+from medkit.errors import MedkitError, install_excepthook
 
 __all__ = [
     "config_bundle_root",
@@ -70,7 +70,10 @@ def config_bundle_root() -> str:
     directory and from a copied bundle. It finds, in order: the ``ConfigWorkflow`` that is parsing the
     config (its ``config_root_path``), a ``--config_file`` argument on the command line, the working
     directory. Pass ``--bundle_root`` to override.
+
+    It also makes a ``MedkitError`` that ends the run one line, not a traceback (``medkit.errors.install_excepthook``).
     """
+    install_excepthook()
     for owner in _callers():
         # read the instance dict: ConfigParser and ConfigWorkflow resolve unknown attributes as config ids
         root = vars(owner).get("config_root_path") if hasattr(owner, "__dict__") else None
@@ -186,12 +189,18 @@ def create_workflow(
     names = config_files or [WORKFLOW_FILES[workflow]]
     paths = [os.path.join(bundle_dir, "configs", name) for name in names]
     overrides = checked_overrides(bundle_dir, names, overrides, ignore_unknown=ignore_unknown)
-    wf = ConfigWorkflow(
-        config_file=paths if len(paths) > 1 else paths[0],
-        meta_file=os.path.join(bundle_dir, "configs", "metadata.json"),
-        workflow_type=WORKFLOW_TYPES[workflow],
-        **{"bundle_root": bundle_dir, **overrides},
-    )
+    announcer = logging.getLogger("monai.bundle.workflows")  # its "Setting logging properties" line goes to stdout
+    level = announcer.level
+    announcer.setLevel(max(level, logging.WARNING))
+    try:
+        wf = ConfigWorkflow(
+            config_file=paths if len(paths) > 1 else paths[0],
+            meta_file=os.path.join(bundle_dir, "configs", "metadata.json"),
+            workflow_type=WORKFLOW_TYPES[workflow],
+            **{"bundle_root": bundle_dir, **overrides},
+        )
+    finally:
+        announcer.setLevel(level)
     wf.initialize()
     return wf
 

@@ -7,7 +7,8 @@ blocks every bundle shares) with the bundle's template family (``medkit.template
 ``templates/<family>/<workflow>.json``, the blocks of one kind of task) merged on top. A change to how a kind of
 task trains, evaluates or infers is made once, in a template, and ``python -m medkit.bundle.templates --write``
 carries it into every bundle; ``--check`` (and the test suite) fails while a bundle's config differs from its
-rendering.
+rendering. ``configs/logging.conf`` is the template's copy (``templates/logging.conf``: the log goes to stderr, so
+stdout holds only a command's results).
 
 What a bundle sets for itself are its *settings*: the top-level ids whose template value is a plain JSON value
 (a number, a flag, a list of numbers, a string that is not an expression or reference) such as ``epochs``,
@@ -32,6 +33,7 @@ from medkit.errors import MedkitError
 __all__ = [
     "TEMPLATE_DIR",
     "WORKFLOW_FILES",
+    "COPIED_FILES",
     "is_setting",
     "template",
     "render",
@@ -44,6 +46,8 @@ __all__ = [
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 #: the rendered workflow configs of a bundle
 WORKFLOW_FILES = ("train.json", "evaluate.json", "inference.json")
+#: files every bundle holds as the template's copy, byte for byte (the log goes to stderr, results to stdout)
+COPIED_FILES = ("logging.conf",)
 _EXPRESSION_PREFIXES = ("$", "@", "%")
 _LINE = 120
 
@@ -169,6 +173,10 @@ def check_bundle(bundle_dir: str) -> list[str]:
             problems.append(f"{path}: missing")
             continue
         problems.extend(f"{path}: {d}" for d in _differences(_read(path), expected))
+    for name, text in _copied_files().items():
+        path = os.path.join(bundle_dir, "configs", name)
+        if not os.path.isfile(path) or open(path).read() != text:
+            problems.append(f"{path}: differs from the template's {name}")
     settings = {k for k, v in template(family, "train.json").items() if is_setting(v)}
     for overlay in _overlays(bundle_dir):
         path = os.path.join(bundle_dir, "configs", overlay)
@@ -176,6 +184,14 @@ def check_bundle(bundle_dir: str) -> list[str]:
         if extra:
             problems.append(f"{path}: an overlay may only change settings of train.json, not {extra}")
     return problems
+
+
+def _copied_files() -> dict[str, str]:
+    out = {}
+    for name in COPIED_FILES:
+        with open(os.path.join(TEMPLATE_DIR, name)) as f:
+            out[name] = f.read()
+    return out
 
 
 def _overlays(bundle_dir: str) -> list[str]:
@@ -207,9 +223,9 @@ def write_bundle(bundle_dir: str) -> list[str]:
     from medkit.io.atomic import write_text_atomic
 
     changed = []
-    for name, config in render_bundle(bundle_dir).items():
+    texts = {name: format_config(config) + "\n" for name, config in render_bundle(bundle_dir).items()}
+    for name, text in {**texts, **_copied_files()}.items():
         path = os.path.join(bundle_dir, "configs", name)
-        text = format_config(config) + "\n"
         if not os.path.isfile(path) or open(path).read() != text:
             write_text_atomic(text, path)
             changed.append(path)

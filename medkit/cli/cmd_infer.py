@@ -58,6 +58,7 @@ def run_inference(
     from medkit.bundle import create_workflow
     from medkit.errors import MedkitError
     from medkit.handlers import GradCAMSaver
+    from medkit.handlers.report_writer import report_failures
 
     settings: dict = {"inputs": list(inputs), **_output_settings(out_dir), **(extra or {})}
     if checkpoint:
@@ -87,10 +88,7 @@ def run_inference(
         saver.attach(evaluator)
     evaluator.run()  # not wf.run(): its last step ends the process on failed inputs, reported here instead
     writer = wf.parser.get_parsed_content("writer")
-    n_rows, n_failed = len(writer.rows), writer.n_failed
-    for row in writer.rows:
-        if row["error"]:
-            click.echo(f"failed: {row['error']}", err=True)
+    n_rows, n_failed = len(writer.rows), report_failures(writer)
     where = writer.output_file if not hasattr(writer, "output_dir") else f"{writer.output_dir} ({writer.output_file})"
     click.echo(f"{n_rows - n_failed} of {n_rows} inputs predicted -> {where}")
     if explain_dir:
@@ -115,6 +113,13 @@ def run_inference(
     help="Pixel size in mm (areas in mm^2).",
 )
 @click.option("--no-overlays", is_flag=True, help="Segmentation: do not write overlay PNGs.")
+@click.option(
+    "--engine",
+    type=click.Choice(["torch", "torchscript", "onnx"]),
+    default=None,
+    help="What runs the network: torch (the checkpoint), torchscript or onnx (models/model.ts or model.onnx, "
+    "from medkit export); default: the bundle's inference config (engine).",
+)
 @classifier_options
 @override_option
 def command(
@@ -127,6 +132,7 @@ def command(
     explain_dir,
     pixel_spacing,
     no_overlays,
+    engine,
     classifier,
     no_classifier,
     overrides,
@@ -145,4 +151,8 @@ def command(
         extra["pixel_spacing"] = pixel_spacing
     if no_overlays:
         extra["overlays"] = False
+    if engine:
+        if explain_dir and engine != "torch":
+            raise click.UsageError("--explain needs the torch engine (Grad-CAM reads the network's gradients)")
+        extra["engine"] = engine
     run_inference(bundle, inputs, out_dir, checkpoint, threshold, batch_size, overrides, explain_dir, extra)

@@ -33,13 +33,11 @@ class MedkitGroup(click.Group):
 
 def _one_line(exc: BaseException) -> str:
     from medkit.data.inference import error_message
-    from medkit.errors import MedkitError
+    from medkit.errors import medkit_cause
 
-    seen: BaseException | None = exc
-    while seen is not None:  # MONAI wraps config and transform errors; show medkit's own message
-        if isinstance(seen, MedkitError):
-            return str(seen)
-        seen = seen.__cause__ or seen.__context__
+    cause = medkit_cause(exc)  # MONAI wraps config and transform errors; show medkit's own message
+    if cause is not None:
+        return str(cause)
     return error_message(exc, type(exc).__name__).split(": ", 1)[-1]
 
 

@@ -30,8 +30,8 @@ def inference_datalist(
 
     A folder stands for every image below it (sorted by folder, then by name, the trailing slice number ``_<n>``
     of a name as a number: ``case_2`` before ``case_10``); a glob pattern for its matches (sorted). An input
-    that does not exist or matches nothing is kept as an item, so that reading it fails and it is
-    reported by name with the others.
+    that does not exist or matches nothing, and a broken symbolic link in a folder, is kept as an item, so that
+    reading it fails and it is reported by name with the others.
 
     Args:
         inputs: files, folders or glob patterns.
@@ -59,8 +59,11 @@ def inference_datalist(
         if os.path.isdir(path):
             skipped: list[dict] = []
             files = list_image_files(path, skipped, recursive=True)
-            for rec in skipped:
-                logger.warning("%s: %s (ignored)", rec["file"], rec["problem"])
+            for rec in skipped:  # a broken link was meant as an input: an item, reported when reading it fails
+                if os.path.islink(rec["file"]):
+                    files.append(rec["file"])
+                else:
+                    logger.warning("%s: %s (ignored)", rec["file"], rec["problem"])
             images = [f for f in files if not (skip_masks and is_mask_file(f))]  # positions count images only
             if not images:
                 logger.warning("%s: folder holds no image files%s", path, " (only masks)" if files else "")
@@ -164,7 +167,8 @@ class TolerantDataset(Dataset):
     Each returned item carries ``"error"``: ``""`` when the transform succeeded, else one line naming
     the file and the problem. A failed item holds a copy of ``placeholder`` (tensors of the shape the
     transform produces) and ``<key>_path`` for each placeholder key, so batches still collate and the
-    writer can report it by name. Each failure is logged once, however often the item is read.
+    writer can report it by name (``medkit.handlers.report_writer.report_failures``, after the run). Each failure is
+    logged once at debug level, however often the item is read.
 
     Every item also carries each of ``context_keys`` (``""`` unless the transform set it): what a read item's
     result depends on but could not be read (``medkit.transforms.NeighbourSlicesd``'s ``"neighbour_missing"``,
@@ -200,9 +204,9 @@ class TolerantDataset(Dataset):
         except Exception as e:  # any decoder/transform failure is reported, not raised
             key = next(iter(self.placeholder), "image")
             message = error_message(e, str(item.get(key, index)))
-            if index not in self._reported:
+            if index not in self._reported:  # the writer's row reports it after the run (report_failures)
                 self._reported.add(index)
-                logger.error(message)
+                logger.debug(message)
             failed = {k: torch.as_tensor(v).clone() for k, v in self.placeholder.items()}
             failed.update({f"{k}_path": str(item.get(k, "")) for k in self.placeholder})
             # identifiers (patient, case, slice number) stay, so the failure is reported where it belongs

@@ -33,6 +33,7 @@ __all__ = [
     "RowWriter",
     "decollated",
     "exit_if_failed",
+    "report_failures",
     "item_threshold",
 ]
 
@@ -84,23 +85,33 @@ class RowWriter(EpochCollector):
     @staticmethod
     def output_error(path: str, output: np.ndarray) -> str:
         """``"<path>: ..."`` when the network's ``output`` for it holds NaN or Inf (never written as a prediction),
-        else ``""``; logged as an error."""
+        else ``""``."""
         if np.isfinite(output).all():
             return ""
         message = f"{path}: the network's output is NaN or Inf; no prediction"
-        logger.error(message)
+        logger.debug(message)  # reported with the other failed rows at the end (report_failures)
         return message
 
 
+def report_failures(writer: RowWriter) -> int:
+    """Print ``failed: <path>: <problem>`` on stderr for each row of an input that failed, once per input and after
+    the run (the dataset and the writers only record the reason in the row); returns how many failed."""
+    for row in writer.rows:
+        if row["error"]:
+            print(f"failed: {row['error']}", file=sys.stderr)
+    return writer.n_failed
+
+
 def exit_if_failed(writer: RowWriter) -> None:
-    """End the process with exit status 1 and one line when ``writer`` holds rows of inputs that failed (they were
-    written with their error; the good inputs were predicted). The last step of a bundle's inference.json, so
+    """End the process with exit status 1 when ``writer`` holds rows of inputs that failed (they were written with
+    their error; the good inputs were predicted): a ``failed:`` line per input (``report_failures``), then one line.
+    The last step of a bundle's inference.json, so
     ``python -m monai.bundle run`` reports failures as ``medkit infer`` does, without a traceback.
 
     Raises:
         SystemExit: some inputs failed.
     """
-    if writer.n_failed:
+    if report_failures(writer):
         where = getattr(writer, "output_file", "")
         print(
             f"Error: {writer.n_failed} of {len(writer.rows)} input(s) failed (their rows in {where} say why)",

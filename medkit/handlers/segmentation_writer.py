@@ -14,7 +14,7 @@ from medkit.explain.overlay import mask_outline_overlay, save_rgb_png
 from medkit.handlers.report_writer import RowWriter, _to_numpy, decollated, item_threshold
 from medkit.io.atomic import atomic_path, write_table_atomic
 from medkit.metrics.classification import slice_order
-from medkit.transforms.segmentation import classifier_weights, largest_component
+from medkit.transforms.segmentation import NONFINITE_KEY, classifier_weights, largest_component
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -47,7 +47,8 @@ class SegmentationWriter(RowWriter):
 
     Rows carry the gating classifier's ``tumour_probability`` when there is one, ``segmented`` (whether the
     segmenter ran on the slice), ``tumour_pixels`` and, when ``pixel_spacing`` is known, ``tumour_area_mm2``.
-    Inputs that failed to load (see ``TolerantDataset``) get a row with the error; ``n_failed`` counts them.
+    Inputs that failed to load (see ``TolerantDataset``) and slices whose mask or gate probability came out NaN or
+    Inf get a row with the error and no files; ``n_failed`` counts them.
 
     Rows of inputs that were read also say what their result depends on but could not be read, since a slice's
     result uses other slices of its patient:
@@ -159,6 +160,11 @@ class SegmentationWriter(RowWriter):
             path = str(item.get(self.path_key, ""))
             case = str(item.get(self.case_key, "") or "")
             row = {"image": path, "case": case, "slice": item.get("slice", ""), "error": str(item.get("error", ""))}
+            pred = _to_numpy(out["pred"])
+            prob = out.get(self.prob_key)
+            if not row["error"]:  # NaN or Inf logits or gate probability: a failed slice, never "no tumour"
+                finite = not out.get(NONFINITE_KEY) and (prob is None or np.isfinite(_to_numpy(prob)).all())
+                row["error"] = self.output_error(path, pred if finite else np.array(np.nan))
             if row["error"]:
                 self.rows.append(row)
                 if case:
@@ -170,11 +176,9 @@ class SegmentationWriter(RowWriter):
             row["neighbour_missing"] = bool(item.get(self.neighbour_key)) or (
                 stack_missing is not None and bool(_to_numpy(stack_missing).any())
             )
-            pred = _to_numpy(out["pred"])
             mask = (pred.reshape(pred.shape[-2:]) > 0.5).astype(np.uint8)
             if self.pred_layout == "xy":
                 mask = mask.T
-            prob = out.get(self.prob_key)
             if prob is not None:
                 p = float(_to_numpy(prob).ravel()[0])
                 row["tumour_probability"] = round(p, 6)

@@ -20,6 +20,8 @@ from monai.transforms import (
 )
 
 __all__ = [
+    "FlagNonFinited",
+    "NONFINITE_KEY",
     "RemoveSmallIslandsd",
     "segmentation_postprocessing",
     "largest_component",
@@ -30,6 +32,22 @@ __all__ = [
 # ``FillHoles`` connectivity of ``fill_holes``: background that no 4-connected path joins to the border is a hole
 # (as ``scipy.ndimage.binary_fill_holes`` decides)
 HOLE_CONNECTIVITY = 1
+#: output key of ``segmentation_postprocessing``: whether the logits held NaN or Inf (thresholding would make them 0)
+NONFINITE_KEY = "pred_nonfinite"
+
+
+class FlagNonFinited(MapTransform):
+    """Set ``flag_key`` to whether any value under ``keys`` is NaN or Inf, before thresholding hides it (a NaN
+    logit binarises to background, which would read as "no tumour")."""
+
+    def __init__(self, keys: KeysCollection, flag_key: str = NONFINITE_KEY, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.flag_key = flag_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        d[self.flag_key] = any(not bool(torch.isfinite(torch.as_tensor(d[k])).all()) for k in self.key_iterator(d))
+        return d
 
 
 def _islands(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -118,7 +136,8 @@ def classifier_weights(probabilities: Sequence[float | None]) -> np.ndarray | No
 def segmentation_postprocessing(
     threshold: float = 0.5, for_writers: bool = False, min_size: int = 0, fill_holes: bool = False
 ) -> Compose:
-    """Sigmoid the one-channel logits in ``pred`` and binarise them at ``threshold`` (``pred`` becomes 0/1).
+    """Sigmoid the one-channel logits in ``pred`` and binarise them at ``threshold`` (``pred`` becomes 0/1);
+    ``NONFINITE_KEY`` says whether the logits held NaN or Inf (``FlagNonFinited``).
 
     Args:
         threshold: probability above which a pixel is foreground.
@@ -133,6 +152,7 @@ def segmentation_postprocessing(
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     transforms = [
         EnsureTyped(keys="pred", track_meta=False),
+        FlagNonFinited(keys="pred"),
         Activationsd(keys="pred", sigmoid=True),
         AsDiscreted(keys="pred", threshold=float(threshold)),
     ]

@@ -125,3 +125,28 @@ def test_writer_and_report_weigh_components_by_the_classifier_probability(tmp_pa
         assert pixels == [0, 0, 9, 9] and figures["dice_patient_mean"] == 1.0
     else:  # pixels count alike: the bigger false positive wins
         assert pixels == [64, 0, 0, 0] and figures["dice_patient_mean"] == 0.0
+
+
+@pytest.mark.parametrize("where", ["logits", "gate"])
+def test_a_nan_output_is_a_failed_row_not_an_empty_mask(tmp_path, where):
+    """NaN logits binarise to background and would read as "no tumour"; a NaN gate probability has no decision:
+    both give an error row naming the slice, no mask file, and leave the case's other slices written."""
+    logits = torch.full((1, 6, 9), -10.0)
+    if where == "logits":
+        logits[0, 2, 3] = float("nan")
+    out = segmentation_postprocessing()({"pred": logits})
+    if where == "gate":
+        out["tumour_probability"] = torch.tensor([float("nan")])
+    good = segmentation_postprocessing()({"pred": torch.full((1, 6, 9), -10.0)})
+    writer = SegmentationWriter(str(tmp_path))
+    items = [
+        {"image": torch.rand(3, 6, 9), "image_path": f"/x/s_{n}.tif", "case": "P", "slice": n, "error": ""}
+        for n in (1, 2)
+    ]
+    writer._collect(_Engine([out, good], items))
+    writer.write()
+    bad, fine = writer.rows
+    assert bad["error"] == "/x/s_1.tif: the network's output is NaN or Inf; no prediction"
+    assert "tumour_pixels" not in bad and not (tmp_path / "masks" / "P" / "s_1_mask.png").exists()
+    assert fine["error"] == "" and fine["tumour_pixels"] == 0 and fine["case_incomplete"]
+    assert writer.n_failed == 1

@@ -62,6 +62,7 @@ def _register() -> None:
         cmd_infer,
         cmd_lr_find,
         cmd_prepare,
+        cmd_serve,
         cmd_threshold,
         cmd_train,
         cmd_verify,
@@ -78,6 +79,7 @@ def _register() -> None:
         cmd_threshold,
         cmd_verify,
         cmd_export,
+        cmd_serve,
         cmd_demo,
     ):
         cli.add_command(module.command)

@@ -7,9 +7,11 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
-from medkit.explain.gradcam import gradcam_maps, save_overlay
+from medkit.explain.gradcam import gradcam_maps, overlay_heatmap
+from medkit.explain.overlay import save_rgb_png
 from medkit.handlers.report_writer import decollated
 
 if TYPE_CHECKING:
@@ -57,17 +59,27 @@ class GradCAMSaver:
 
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
-    def __call__(self, engine: Engine) -> None:
+    def overlays(self, engine: Engine) -> list[tuple[int, str, np.ndarray]]:
+        """Grad-CAM of the predicted class for each read item of the engine's last iteration, without writing it.
+
+        Returns:
+            ``(position in the batch, class name, (H, W, 3) uint8 overlay)`` per item that was read.
+        """
         pairs = list(decollated(engine))
         outputs, batch = [o for o, _ in pairs], [b for _, b in pairs]
         keep = [i for i, item in enumerate(batch) if not item.get("error")]
         if not keep:
-            return
+            return []
         device = next(self.network.parameters()).device
         images = torch.stack([torch.as_tensor(batch[i]["image"]) for i in keep]).to(device)
         preds = [int(torch.as_tensor(outputs[i]["pred"]).argmax()) for i in keep]
         maps = gradcam_maps(self.network, images, self.target_layer, class_idx=preds)
-        for k, i in enumerate(keep):
+        shown = images[:, self.display_channel].cpu().numpy()
+        return [(i, self.class_names[preds[k]], overlay_heatmap(shown[k], maps[k])) for k, i in enumerate(keep)]
+
+    def __call__(self, engine: Engine) -> None:
+        batch = [b for _, b in decollated(engine)]
+        for i, name, overlay in self.overlays(engine):
             stem = os.path.splitext(os.path.basename(str(batch[i].get(self.path_key, f"item{i}"))))[0]
-            path = os.path.join(self.output_dir, f"{stem}_{self.class_names[preds[k]]}_gradcam.png")
-            self.written.append(save_overlay(path, images[k, self.display_channel].cpu().numpy(), maps[k]))
+            path = os.path.join(self.output_dir, f"{stem}_{name}_gradcam.png")
+            self.written.append(save_rgb_png(overlay, path))

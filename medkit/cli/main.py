@@ -60,6 +60,7 @@ def _register() -> None:
         cmd_explain,
         cmd_export,
         cmd_infer,
+        cmd_label_server,
         cmd_lr_find,
         cmd_prepare,
         cmd_serve,
@@ -80,6 +81,7 @@ def _register() -> None:
         cmd_verify,
         cmd_export,
         cmd_serve,
+        cmd_label_server,
         cmd_demo,
     ):
         cli.add_command(module.command)

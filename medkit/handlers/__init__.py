@@ -6,6 +6,7 @@ from __future__ import annotations
 from medkit.handlers.checkpoint import AtomicCheckpointSaver, NonFiniteLossHandler, StrictCheckpointLoader
 from medkit.handlers.gradcam_saver import GradCAMSaver
 from medkit.handlers.gradient_clip import GradientClipHandler
+from medkit.handlers.last_checkpoint import LastCheckpoint
 from medkit.handlers.prediction_writer import PredictionWriter
 from medkit.handlers.report_writer import ClassificationReportWriter
 from medkit.handlers.segmentation_report import SegmentationReportWriter
@@ -19,6 +20,7 @@ __all__ = [
     "StrictCheckpointLoader",
     "GradCAMSaver",
     "GradientClipHandler",
+    "LastCheckpoint",
     "ClassificationReportWriter",
     "PredictionWriter",
     "SegmentationReportWriter",

@@ -34,13 +34,20 @@ def as_flag(value: Any) -> bool:
     return bool(value)
 
 
-def check_overwrite(ckpt_dir: str, overwrite: Any, filename: str = "model.pt") -> None:
+def check_overwrite(ckpt_dir: str, overwrite: Any, filename: str = "model.pt", resume: Any = False) -> None:
     """Refuse to start a run that would replace a model it did not write (a rerun into the same folder, the
-    shipped weights of a bundle) unless ``overwrite`` says so.
+    shipped weights of a bundle) unless ``overwrite`` says so. A run that resumes (``resume``) continues the run
+    that wrote the model, and needs its ``checkpoint_last.pt``.
 
     Raises:
-        MedkitError: ``<ckpt_dir>/<filename>`` exists and ``overwrite`` is false.
+        MedkitError: ``<ckpt_dir>/<filename>`` exists and neither ``overwrite`` nor ``resume`` is set; ``resume``
+            is set and there is no ``checkpoint_last.pt`` to resume from.
     """
+    if as_flag(resume):
+        from medkit.handlers.last_checkpoint import check_resume
+
+        check_resume(ckpt_dir, resume)
+        return
     path = os.path.join(os.fspath(ckpt_dir), filename)
     if os.path.exists(path) and not as_flag(overwrite):
         raise MedkitError(

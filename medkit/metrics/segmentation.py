@@ -96,4 +96,14 @@ class PatientDice(Metric):
         self.update(list(decollated(engine)))
 
     def compute(self) -> float:
-        return segmentation_report(self.records)["dice_patient_mean"]
+        """The mean over every process's slices (their records gathered when training on several processes)."""
+        from medkit import distributed
+
+        records = self.records
+        if distributed.is_distributed():
+            import torch.distributed as dist
+
+            gathered: list = [None] * distributed.world_size()
+            dist.all_gather_object(gathered, records)
+            records = [r for part in gathered for r in part]
+        return segmentation_report(records)["dice_patient_mean"]

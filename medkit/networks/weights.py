@@ -61,7 +61,7 @@ def load_pretrained(
     initial values, which is how one bundle's model starts another's training (transfer learning).
 
     Args:
-        network: the network to fill; returned for chaining.
+        network: the network to fill (inside its ``DistributedDataParallel`` wrapper, if any); returned for chaining.
         source: local path, ``file://`` URL, or ``http(s)://`` URL (then ``sha256`` is required).
         sha256: expected SHA-256 of the file; checked whenever given.
         strict: require every tensor to match in name and shape.
@@ -84,13 +84,14 @@ def load_pretrained(
         raise InputFileError(path, "checkpoint holds no state dict")
     if prefix:
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    own = network.state_dict()
+    target = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
+    own = target.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     missing = sorted(set(own) - set(fitting))
     unexpected = sorted(set(state) - set(own))
     if strict and (missing or unexpected):
         raise MedkitError(f"{path}: does not fit the network (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    network.load_state_dict(fitting, strict=False)
+    target.load_state_dict(fitting, strict=False)
     logger.info(
         "loaded %d of %d tensors from %s (%d kept their initial values)", len(fitting), len(own), path, len(missing)
     )

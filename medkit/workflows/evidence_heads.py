@@ -94,6 +94,14 @@ def _load_segmenter(network: torch.nn.Module, path: str) -> None:
         raise MedkitError(f"{e} (segmenter weights)") from None
 
 
+def _whole(batches: Any) -> Any:
+    """A data loader over every item of ``batches``' dataset (without its ``DistributedSampler``'s share)."""
+    from monai.data import DataLoader
+
+    dataset = getattr(batches, "dataset", None)
+    return batches if dataset is None else DataLoader(dataset, batch_size=batches.batch_size, shuffle=False)
+
+
 def fit_evidence_heads(
     network: torch.nn.Module,
     batches: Iterable[dict],
@@ -132,8 +140,28 @@ def fit_evidence_heads(
         ``{"n_items", "prior_weighted_log_loss", "fitted_weighted_log_loss"}`` (on the fitting items),
         ``"weight_decay"`` (the one used) and, with candidates, ``"cv_weighted_log_loss"`` (candidate -> score).
     """
+    from medkit import distributed
     from medkit.io.atomic import atomic_path
 
+    if distributed.is_distributed():  # a training on several processes: rank 0 fits on every item, the rest wait
+        if distributed.rank() > 0:
+            distributed.barrier()
+            return {}
+        try:
+            return fit_evidence_heads(
+                getattr(network, "module", network),
+                _whole(batches),
+                checkpoint,
+                save_to,
+                device,
+                steps,
+                learning_rate,
+                weight_decay,
+                folds,
+                any_weight,
+            )
+        finally:
+            distributed.barrier()
     candidates = [float(w) for w in (weight_decay if isinstance(weight_decay, Sequence) else [weight_decay])]
     if int(steps) < 1 or not candidates or min(candidates) < 0 or int(folds) < 2:
         raise ValueError(

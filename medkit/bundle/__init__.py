@@ -268,6 +268,7 @@ def bundle_datalist(
     if all_patients and not datalist_file:
         settings.update(val_fraction=0.0, test_fraction=0.0)
     extra = {"class_names": class_names} if class_names is not None else {}
+    extra["accepts"] = meta.get("medkit", {}).get("accepts")  # left out by name, not refused mid-run
     datalist = make_datalist(dataset_dir=dataset_dir, datalist_file=datalist_file, **extra, **settings)
     if all_patients and not datalist_file:
         datalist["validation"] = list(datalist["training"])

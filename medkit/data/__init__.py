@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -66,7 +67,8 @@ def make_datalist(
         dataset_dir: the data set folder as published.
         datalist_file: a JSON written by ``medkit prepare``; wins over ``dataset_dir`` when not empty.
         class_names: the bundle's classes in label order (its label map); the datalist must use the same.
-        kwargs: passed to the builder (``val_fraction``, ``seed``, ...).
+        kwargs: passed to the builder (``val_fraction``, ``seed``, ...); ``accepts`` (the bundle's ``medkit.accepts``)
+            only to builders that decode the images and so can leave out those the bundle would refuse.
 
     A datalist built from ``dataset_dir`` lists the files it left out (unreadable, too large, broken links,
     table rows without images) under ``"skipped"``; each is logged here as a warning naming the file, and the
@@ -85,7 +87,10 @@ def make_datalist(
         raise MedkitError("no data folder given: pass --dataset_dir (bundle), --data (medkit) or set MEDKIT_DATA")
     if class_names is not None:
         kwargs["class_names"] = list(class_names)
-    datalist = BUILDERS[source](os.path.expanduser(os.fspath(dataset_dir)), **kwargs)
+    builder = BUILDERS[source]
+    if kwargs.get("accepts") is not None and "accepts" not in inspect.signature(builder).parameters:
+        kwargs.pop("accepts")  # a source whose builder decodes no image (RSNA: series are checked when loaded)
+    datalist = builder(os.path.expanduser(os.fspath(dataset_dir)), **kwargs)
     log_skipped(datalist)
     return datalist
 

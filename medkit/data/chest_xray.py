@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from medkit.data.folders import build_class_folder_datalist
 
@@ -38,6 +39,7 @@ def build_chest_xray_datalist(
     seed: int = 0,
     check_images: bool = True,
     progress: bool = False,
+    accepts: Mapping[str, Any] | None = None,
 ) -> dict:
     """Build a MONAI datalist from a Kermany ``chest_xray`` folder.
 
@@ -58,5 +60,6 @@ def build_chest_xray_datalist(
         seed=seed,
         check_images=check_images,
         progress=progress,
+        accepts=accepts,
         nested_name="chest_xray",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from medkit.data.folders import build_class_folder_datalist
 
@@ -36,6 +37,7 @@ def build_covid_datalist(
     seed: int = 0,
     check_images: bool = True,
     progress: bool = False,
+    accepts: Mapping[str, Any] | None = None,
 ) -> dict:
     """Build a MONAI datalist from a COVID-19 Radiography Database folder.
 
@@ -56,6 +58,7 @@ def build_covid_datalist(
         seed=seed,
         check_images=check_images,
         progress=progress,
+        accepts=accepts,
         images_subfolder="images",
         nested_name="COVID-19_Radiography_Dataset",
     )

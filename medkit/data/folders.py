@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
 
 from medkit.data.splits import split_by_patient
 from medkit.errors import DatasetLayoutError, InputFileError
@@ -18,6 +21,7 @@ __all__ = [
     "list_image_files",
     "report_broken_links",
     "scan_class_folders",
+    "accepting_reader",
     "check_readable",
     "probe_items",
     "build_class_folder_datalist",
@@ -141,6 +145,23 @@ def scan_class_folders(
     return items
 
 
+def accepting_reader(reader: Callable[[str], tuple], accepts: Mapping[str, Any]) -> Callable[[str], tuple]:
+    """``reader`` (a path to ``(array, meta)``: ``read_xray``) that also raises ``InputFileError`` for an image
+    ``accepts`` (a bundle's ``medkit.accepts``) refuses, with ``CheckInputd``'s words."""
+    from medkit.transforms.check_inputd import CheckInputd
+
+    check = CheckInputd("image", accepts)
+
+    def read(path: str) -> tuple:
+        arr, meta = reader(path)
+        problem = check.problem(arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0), meta)
+        if problem:
+            raise InputFileError(path, problem)
+        return arr, meta
+
+    return read
+
+
 def check_readable(
     items: list[dict], skipped: list[dict], reader: Callable[[str], object] = read_xray, progress: bool = False
 ) -> list[dict]:
@@ -217,6 +238,7 @@ def build_class_folder_datalist(
     progress: bool = False,
     images_subfolder: str | None = None,
     nested_name: str | None = None,
+    accepts: Mapping[str, Any] | None = None,
 ) -> dict:
     """A MONAI datalist from ``ROOT/[train|val|test]/<class folder>/*`` or ``ROOT/<class folder>/*``.
 
@@ -237,6 +259,8 @@ def build_class_folder_datalist(
         progress: show progress bars.
         images_subfolder: subfolder of a class folder that holds its images in some releases.
         nested_name: a single subfolder of this name is descended into.
+        accepts: the bundle's ``medkit.accepts``: with ``check_images``, images it does not accept (a blank image,
+            a CT slice...) are left out and reported, as the preprocessing would refuse them mid-run.
 
     Returns:
         dict with ``training``, ``validation``, ``test`` item lists, ``labels`` (index -> name),
@@ -272,6 +296,8 @@ def build_class_folder_datalist(
     else:
         raise DatasetLayoutError(root, f"empty: expected {list(SPLIT_FOLDERS)} or {sorted(folder_classes)} folders")
     reader = read_xray if check_images else read_xray_header
+    if accepts and check_images:  # what the bundle's preprocessing would refuse is left out here, by name
+        reader = accepting_reader(read_xray, accepts)
     pooled = check_readable(pooled, skipped, reader, progress=progress)
     test = check_readable(test, skipped, reader, progress=progress)
     if not pooled and not test:

@@ -11,7 +11,8 @@ import logging
 import os
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,13 @@ def _check_headers(item: dict) -> None:
         )
 
 
-def _label_slices(items: list[dict], skipped: list[dict], check_images: bool, progress: bool) -> list[dict]:
+def _label_slices(
+    items: list[dict], skipped: list[dict], check_images: bool, progress: bool, accepts: Mapping[str, Any] | None
+) -> list[dict]:
+    from medkit.transforms.check_inputd import CheckInputd
+
+    check = CheckInputd("image", accepts) if accepts else None
+
     def probe(item: dict) -> str | None:
         try:
             _check_headers(item)
@@ -132,6 +139,9 @@ def _label_slices(items: list[dict], skipped: list[dict], check_images: bool, pr
                 image = read_tiff(item["image"])
                 if image.ndim != 3:
                     raise InputFileError(item["image"], f"expected a 3-channel slice, got shape {image.shape}")
+                problem = check.problem(np.moveaxis(image, -1, 0), {}) if check else ""
+                if problem:  # what the bundle's preprocessing would refuse mid-run
+                    raise InputFileError(item["image"], problem)
             mask = read_mask(item["mask"])
             if check_images and mask.shape != image.shape[:2]:
                 raise InputFileError(item["mask"], f"mask size {mask.shape} differs from the slice {image.shape[:2]}")
@@ -155,6 +165,7 @@ def build_lgg_datalist(
     mask_as_label: bool = False,
     n_folds: int = 0,
     fold: int = 0,
+    accepts: Mapping[str, Any] | None = None,
 ) -> dict:
     """A MONAI datalist of every labelled slice under ``dataset_dir``, split into training/validation/test by patient.
 
@@ -177,6 +188,8 @@ def build_lgg_datalist(
             ``seed``), fold ``fold`` is the test side and ``val_fraction`` of the rest validation
             (``test_fraction`` is then unused; ``medkit.data.splits.split_fold``).
         fold: which fold is tested, ``0..n_folds-1``.
+        accepts: the bundle's ``medkit.accepts``: with ``check_images``, slices it does not accept (a blank or
+            grey slice...) are left out and reported, as the preprocessing would refuse them mid-run.
 
     Raises:
         DatasetLayoutError: no case folder with TIFF slices is found.
@@ -198,7 +211,7 @@ def build_lgg_datalist(
         items.extend(i for i in slices if i["mask"])
     if not items:
         raise DatasetLayoutError(root, "no case folders with <case>_<n>.tif and <case>_<n>_mask.tif slices found")
-    items = _label_slices(items, skipped, check_images, progress)
+    items = _label_slices(items, skipped, check_images, progress, accepts)
     # stratify patients by whether their tumour spans many slices, so small and large tumours go to every side
     per_patient: dict[str, list[int]] = defaultdict(list)
     for item in items:

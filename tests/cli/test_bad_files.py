@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 from click.testing import CliRunner
+from PIL import Image
 
 from medkit.cli.main import cli
 from tests.io.test_header import write_bomb_png
@@ -72,13 +73,18 @@ def test_prepare_rsna_names_rows_without_images(tmp_path):
 
 
 def test_evaluate_goes_on_without_the_bad_files(pneumonia_bundle, cxr_with_bad_files, tmp_path):
+    """Also an image the bundle does not accept (blank): left out by name with the unreadable ones, where the
+    preprocessing's check would otherwise stop the whole run at it."""
     root, bad = cxr_with_bad_files
+    blank = os.path.join(root, "test", "NORMAL", "IM-9994-0001.png")
+    Image.fromarray(np.full((64, 64), 7, np.uint8)).save(blank)
+    bad = {**bad, blank: "every value is 7 (a blank image)"}
     out = tmp_path / "ev"
     result = CliRunner().invoke(
         cli, ["evaluate", pneumonia_bundle, "--data", root, "--out", str(out), "--split", "test"]
     )
     assert result.exit_code == 0, result.output
-    # the bundle's logging.conf sends the log to the console (here: the runner's output), one warning per file
+    # the bundle's logging.conf sends the log to stderr (the runner captures it in its output), one warning per file
     warned = [line.split(" - WARNING - ", 1)[-1] for line in result.output.splitlines() if " - WARNING - " in line]
     for path, problem in bad.items():
         assert any(m.startswith(f"{path}: {problem}") for m in warned), (path, result.output)

@@ -153,3 +153,24 @@ def test_rgb_masks_giant_slices_and_broken_links_are_left_out(synthetic_lgg, tmp
         assert problems[str(link)].startswith("broken symbolic link to")
         assert len(problems) == 3
         assert sum(len(d[s]) for s in ("training", "validation", "test")) == 6 * 8 - 1
+
+
+def test_slices_the_bundle_would_refuse_are_left_out_by_name(synthetic_lgg, tmp_path):
+    """With the bundle's ``medkit.accepts``, a slice too small for it is reported and left out of the datalist,
+    where the preprocessing's check would stop training or evaluation at it; without it, it stays."""
+    import json
+
+    root = tmp_path / "kaggle_3m"
+    shutil.copytree(os.path.join(synthetic_lgg), root)
+    case = sorted(os.listdir(root))[0]
+    tiny = root / case / f"{case}_4.tif"
+    tifffile.imwrite(tiny, np.full((16, 16, 3), 50, np.uint8))
+    tifffile.imwrite(root / case / f"{case}_4_mask.tif", np.zeros((16, 16), np.uint8))
+    bundles = os.path.join(os.path.dirname(__file__), "..", "..", "bundles")
+    with open(os.path.join(bundles, "brain_mri_segmentation", "configs", "metadata.json")) as f:
+        accepts = json.load(f)["medkit"]["accepts"]
+    d = build_lgg_datalist(str(tmp_path), accepts=accepts)
+    problems = {r["file"]: r["problem"] for r in d["skipped"]}
+    assert list(problems) == [str(tiny)] and problems[str(tiny)].startswith("16x16 pixels, smaller than the 32x32")
+    assert sum(len(d[s]) for s in ("training", "validation", "test")) == 6 * 8 - 1
+    assert not build_lgg_datalist(str(tmp_path))["skipped"]

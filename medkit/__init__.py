@@ -21,6 +21,7 @@ _SUBMODULES = (
     "inferers",
     "cli",
     "data",
+    "engines",
     "errors",
     "explain",
     "handlers",

@@ -19,9 +19,11 @@ def two_stage_inferer(
     threshold: float | None = None,
     stack_threshold: float | None = None,
     slice_window: int | None = None,
+    engine: str = "torch",
 ):
     """The segmentation inferer every entry point runs: ``inferer`` (a sliding window), with flip test-time
     augmentation when ``flip_tta``, behind the gate of ``classifier_bundle`` (``classifier_gate``) when one is named.
+    The gate runs in ``engine``, as the segmenter does.
 
     Returns:
         a ``medkit.inferers.GatedInferer`` (with no gate when ``classifier_bundle`` is empty).
@@ -36,6 +38,7 @@ def two_stage_inferer(
         beside=bundle_root,
         stack_threshold=stack_threshold,
         slice_window=slice_window,
+        engine=engine,
     )
     return GatedInferer(segment, **gate)
 
@@ -47,6 +50,7 @@ def classifier_gate(
     beside: str | None = None,
     stack_threshold: float | None = None,
     slice_window: int | None = None,
+    engine: str = "torch",
 ) -> dict:
     """The first stage of a two-stage pipeline: a classification bundle's trained network and decision threshold.
 
@@ -67,6 +71,7 @@ def classifier_gate(
     if not bundle:
         return {}
     from medkit.bundle import config_bundle_root, load_metadata, meta_component, resolve_bundle
+    from medkit.engines import load_network
     from medkit.networks.weights import load_pretrained
 
     name = os.fspath(bundle)
@@ -78,7 +83,10 @@ def classifier_gate(
     model_file = os.path.join(bundle_dir, "models", "model.pt")
     if not os.path.isfile(model_file):
         raise MedkitError(f"{model_file}: the classifier bundle has no trained weights")
-    network = load_pretrained(meta_component(bundle_dir, "network_def"), model_file, strict=True)
+    if engine == "torch":
+        network = load_pretrained(meta_component(bundle_dir, "network_def"), model_file, strict=True)
+    else:
+        network = load_network(engine, None, model_file, device)
     fmt = meta["network_data_format"]
     chosen = meta["medkit"].get("threshold", 0.5) if threshold is None else threshold
     stack = meta["medkit"].get("stack_threshold") if stack_threshold is None else stack_threshold

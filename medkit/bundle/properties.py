@@ -67,6 +67,7 @@ CLI_IDS: dict[str, tuple[str, ...]] = {
         "output_file",
         "ckpt_path",
         "batch_size",
+        "engine",
         "network",
         "network_def",
         "preprocessing",

@@ -21,6 +21,7 @@ _SUBMODULES = (
     "inferers",
     "cli",
     "data",
+    "distributed",
     "engines",
     "errors",
     "explain",

@@ -120,13 +120,6 @@ def run_inference(
     help="What runs the network: torch (the checkpoint), torchscript or onnx (models/model.ts or model.onnx, "
     "from medkit export); default: the bundle's inference config (engine).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["torch", "torchscript", "onnx"]),
-    default=None,
-    help="What runs the network: torch (the checkpoint), torchscript or onnx (models/model.ts or model.onnx, "
-    "from medkit export); default: the bundle's inference config (engine).",
-)
 @classifier_options
 @override_option
 def command(
@@ -158,10 +151,6 @@ def command(
         extra["pixel_spacing"] = pixel_spacing
     if no_overlays:
         extra["overlays"] = False
-    if engine:
-        if explain_dir and engine != "torch":
-            raise click.UsageError("--explain needs the torch engine (Grad-CAM reads the network's gradients)")
-        extra["engine"] = engine
     if engine:
         if explain_dir and engine != "torch":
             raise click.UsageError("--explain needs the torch engine (Grad-CAM reads the network's gradients)")

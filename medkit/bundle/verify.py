@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 
+from medkit.bundle.archive import check_manifest
 from medkit.errors import MedkitError
 
 __all__ = ["MAX_MODEL_BYTES", "verify_bundle"]
@@ -85,6 +86,7 @@ def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
         expected = (2, pred["num_channels"])
         ok = tuple(y.shape[:2]) == expected
         results.append(("network shapes", ok, f"input {tuple(x.shape)} -> output {tuple(y.shape)}"))
+        results.append(_check_channel_def(pred, int(y.shape[1])))
         model_file = os.path.join(bundle_dir, "models", "model.pt")
         if os.path.isfile(model_file):
             size = os.path.getsize(model_file)
@@ -96,6 +98,46 @@ def verify_bundle(bundle_dir: str) -> list[tuple[str, bool, str]]:
             results.append(("weights", True, "no models/model.pt shipped"))
     except Exception as e:
         results.append(("network shapes", False, str(e).splitlines()[0]))
+    try:
+        results.extend(_check_engines(bundle_dir, overrides.get("dataset_dir")))
     finally:
         scratch.cleanup()
+    results.append(("manifest", *check_manifest(bundle_dir)))
     return results
+
+
+def _check_channel_def(pred: dict, n_out: int) -> tuple[str, bool, str]:
+    """The label map (``channel_def``) against the network's output channels: one name per channel, or for a
+    one-channel (sigmoid) segmenter a background and one label."""
+    names = pred.get("channel_def") or {}
+    sigmoid = pred.get("type") == "image" and n_out == 1
+    expected = 2 if sigmoid else n_out
+    ok = len(names) == expected and sorted(names) == [str(i) for i in range(expected)]
+    what = "background + 1 label (one sigmoid channel)" if sigmoid else f"{n_out} output channels"
+    return "channel_def", ok, f"{len(names)} names {list(names.values())} for {what}"
+
+
+def _check_engines(bundle_dir: str, data_dir: str | None) -> list[tuple[str, bool, str]]:
+    """Each exported network in ``models/`` (``model.ts``, ``model.onnx``) against ``models/model.pt``: made from it
+    and agreeing within ``medkit.engines.export.TOLERANCE`` on inputs of the bundle's own format."""
+    from medkit.engines import ENGINE_FILES
+    from medkit.engines.export import TOLERANCE, engine_agreement, sample_inputs
+
+    present = [e for e, f in ENGINE_FILES.items() if os.path.isfile(os.path.join(bundle_dir, "models", f))]
+    if not present:
+        return [("exported engines", True, "none in models/ (medkit export --format torchscript|onnx)")]
+    if not os.path.isfile(os.path.join(bundle_dir, "models", "model.pt")):
+        return [("exported engines", True, f"{present} shipped without models/model.pt to compare with")]
+    out = []
+    try:
+        batch = sample_inputs(bundle_dir, inputs=[data_dir] if data_dir else None)
+    except MedkitError as e:
+        return [("exported engines", False, str(e))]
+    for engine in present:
+        try:
+            diff = engine_agreement(bundle_dir, [engine], batch)[engine]
+            detail = f"max |probability difference| {diff:.1e} on {len(batch)} inputs (tolerance {TOLERANCE:g})"
+            out.append((f"{engine} engine", diff <= TOLERANCE, detail))
+        except MedkitError as e:
+            out.append((f"{engine} engine", False, str(e)))
+    return out

@@ -29,7 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from medkit.errors import MedkitError
 from medkit.serve.results import summarize
 from medkit.serve.service import BundleService
-from medkit.serve.uploads import MultipartFile, UploadError, UploadLimits, stage_upload
+from medkit.serve.uploads import MultipartFile, UploadError, UploadLimits, mib, stage_upload
 
 __all__ = ["create_app", "NOTICE", "STATIC_DIR"]
 
@@ -98,7 +98,7 @@ def create_app(services: Mapping[str, BundleService], work_dir: str, limits: Upl
             raise UploadError(f"{bundle}: no such bundle here (served: {', '.join(services)})", 404)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > limits.max_bytes:
-            raise UploadError(f"the upload is larger than the {limits.max_bytes >> 20} MiB allowed", 413)
+            raise UploadError(f"the upload is larger than the {mib(limits.max_bytes)} allowed", 413)
         folder = tempfile.mkdtemp(prefix="request-", dir=uploads)
         try:
             body = MultipartFile(request.headers.get("content-type", ""), folder, limits.max_bytes)

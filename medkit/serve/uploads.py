@@ -20,12 +20,19 @@ __all__ = [
     "stage_upload",
     "unpack_zip",
     "KIND_SUFFIX",
+    "mib",
 ]
 
 #: the suffix an upload of each kind is saved with (medkit's readers choose by it)
 KIND_SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "dicom": ".dcm", "nifti": ".nii", "nifti.gz": ".nii.gz"}
 KINDS_TEXT = "PNG, JPEG, DICOM, TIFF, NIfTI or a zip of them"
 _CHUNK = 1 << 20
+
+
+def mib(n_bytes: int) -> str:
+    """``n_bytes`` in MiB for messages (``"256 MiB"``, ``"0.2 MiB"``)."""
+    value = n_bytes / (1 << 20)
+    return f"{value:.0f} MiB" if value >= 10 or value == int(value) else f"{value:.1f} MiB"
 
 
 class UploadError(MedkitError):
@@ -166,7 +173,7 @@ def unpack_zip(path: str, target: str, shown: str, limits: UploadLimits) -> None
                         unpacked += len(chunk)
                         if unpacked > limits.max_unpacked_bytes:
                             raise UploadError(
-                                f"{shown}: unpacks to more than {limits.max_unpacked_bytes >> 20} MiB; refused", 413
+                                f"{shown}: unpacks to more than {mib(limits.max_unpacked_bytes)}; refused", 413
                             )
                         out.write(chunk)
             except FileExistsError:
@@ -244,7 +251,7 @@ class MultipartFile:
         """Parse the next chunk of the body."""
         self.received += len(chunk)
         if self.received > self.max_bytes:
-            raise UploadError(f"the upload is larger than the {self.max_bytes >> 20} MiB allowed", 413)
+            raise UploadError(f"the upload is larger than the {mib(self.max_bytes)} allowed", 413)
         try:
             self._parser.write(chunk)
         except Exception as e:  # python-multipart's own parse errors

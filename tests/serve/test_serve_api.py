@@ -131,6 +131,19 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+def _zip_with_link() -> bytes:
+    """A zip whose member is a symbolic link to a file outside the upload folder."""
+    import stat
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        info = zipfile.ZipInfo("case/slice_1.tif")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        z.writestr(info, "/etc/passwd")
+    return buffer.getvalue()
+
+
 #: uploads every bundle refuses before or while reading: (file name, bytes, status, words of the message (or
 #: alternatives))
 BAD = {
@@ -148,6 +161,7 @@ BAD = {
     ),
     "zip slip": ("slip.zip", zip_bytes({"../evil.png": b"x"}), 400, "leave the upload folder"),
     "absolute member": ("abs.zip", zip_bytes({"/etc/evil.png": b"x"}), 400, "absolute path"),
+    "link member": ("link.zip", _zip_with_link(), 400, "is a link"),
     "unreadable zip": ("bad.zip", b"PK\x03\x04" + b"\0" * 64, 400, "not a readable zip"),
     "zip without images": ("notes.zip", zip_bytes({"a/readme.txt": b"text"}), 422, ("no image", "no readable DICOM")),
 }

@@ -41,7 +41,8 @@ def predict(bundle_dir: str, image: str, out_dir: str, device: str | None = None
         background, 1 tumour) and ``result`` with the slice's tumour probability, whether it was segmented and the
         tumour pixels; for a classifier no file, and ``label``, ``probabilities`` (class name to probability),
         ``threshold`` (the bundle's decision threshold, ``None`` for the most probable class); for the CT bundle no
-        file, ``probabilities`` (the 13 submission columns) and ``targets`` (per target, its classes).
+        file, ``probabilities`` (the 13 submission columns) and ``targets`` (per target, its classes). A
+        segmenter's ``label_names`` maps its channel names to the mask's values.
 
     Raises:
         MedkitError: the input is missing, unreadable or not what the bundle accepts (the one-line reason the
@@ -53,6 +54,8 @@ def predict(bundle_dir: str, image: str, out_dir: str, device: str | None = None
         raise MedkitError(f"{image or '(no image)'}: no such file or folder")
     meta = load_metadata(bundle_dir)
     family = bundle_family(meta)
+    if os.path.isdir(image) and family != "trauma":
+        raise MedkitError(f"{image}: a folder; {os.path.basename(bundle_dir)} takes one image file")
     settings: dict[str, Any] = {"inputs": [os.path.abspath(image)], "output_dir": os.path.abspath(out_dir)}
     if device:
         settings["device"] = f"$torch.device({str(device)!r})"
@@ -66,7 +69,7 @@ def predict(bundle_dir: str, image: str, out_dir: str, device: str | None = None
         raise MedkitError(errors[0] if errors else f"{image}: nothing was predicted")
     row = writer.rows[0]
     if family == "segmentation":
-        return _segmentation_result(row, out_dir)
+        return _segmentation_result(row, out_dir, meta)
     if family == "trauma":
         return None, _trauma_result(writer)
     return None, _classification_result(row, meta)
@@ -81,16 +84,17 @@ def _classification_result(row: dict, meta: dict) -> dict:
     return {"label": row["label"], "probabilities": probabilities, "threshold": threshold}
 
 
-def _segmentation_result(row: dict, out_dir: str) -> tuple[str, dict]:
+def _segmentation_result(row: dict, out_dir: str, meta: dict) -> tuple[str, dict]:
     from PIL import Image
+
+    from medkit.bundle import channel_names
 
     with Image.open(row["mask_file"]) as png:
         mask = (np.asarray(png) > 0).astype(np.uint8)
-    name = os.path.basename(row["mask_file"]).removesuffix(".png") + "_label.png"
-    label_file = os.path.join(out_dir, name)
+    label_file = os.path.join(out_dir, os.path.basename(row["mask_file"]).removesuffix(".png") + "_label.png")
     Image.fromarray(mask).save(label_file)
     result = {
-        "label_values": {"background": 0, "tumour": 1},
+        "label_names": {name: i for i, name in enumerate(channel_names(meta))},
         "tumour_probability": _number(row.get("tumour_probability")),
         "segmented": bool(row.get("segmented")),
         "tumour_pixels": int(mask.sum()),

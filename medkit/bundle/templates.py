@@ -15,6 +15,12 @@ What a bundle sets for itself are its *settings*: the top-level ids whose templa
 ``learning_rate`` or ``patch_size``. Rendering keeps the bundle's own value of each setting; everything else must
 be the template's. Overlays (``finetune.json``: a later training stage) may only change settings.
 
+One overlay kind is the exception, by design: ``configs/multi_gpu_train.json`` (training on several processes
+with ``torchrun``, as the model zoo ships it) replaces components (the device, the network wrapped in
+``DistributedDataParallel``, the data samplers), not settings. It is the same for every bundle, so it is a copy of
+``templates/multi_gpu_train.json`` like ``logging.conf``: checked byte for byte, never edited in a bundle; what
+differs between bundles (``find_unused_parameters``) is a setting of ``train.json`` it reads.
+
 Merging: dictionaries merge key by key, recursively; any other value of the family replaces the shared one.
 In the written file the settings come first, then the rest in template order.
 """
@@ -46,8 +52,9 @@ __all__ = [
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 #: the rendered workflow configs of a bundle
 WORKFLOW_FILES = ("train.json", "evaluate.json", "inference.json")
-#: files every bundle holds as the template's copy, byte for byte (the log goes to stderr, results to stdout)
-COPIED_FILES = ("logging.conf",)
+#: files every bundle holds as the template's copy, byte for byte (the log goes to stderr, results to stdout; the
+#: overlay for training on several processes, which changes components, not settings)
+COPIED_FILES = ("logging.conf", "multi_gpu_train.json")
 _EXPRESSION_PREFIXES = ("$", "@", "%")
 _LINE = 120
 

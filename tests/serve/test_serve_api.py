@@ -293,3 +293,16 @@ def test_concurrent_requests_get_their_own_answers(served, inputs):
     for k, status, probs in answers:
         assert status == 200 and probs == alone[k]
     assert_clean(work_dir)
+
+
+def test_a_bad_file_in_a_zip_is_reported_and_the_rest_predicted(served, inputs):
+    client, _, work_dir = served
+    upload = zip_bytes({"case/good.png": inputs["png"][1], "case/broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 64})
+    response = post(client, "pneumonia", "mixed.zip", upload)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    by_name = {i["name"]: i for i in result["items"]}
+    assert result["n_failed"] == 1 and set(by_name) == {"mixed/case/good.png", "mixed/case/broken.png"}
+    assert by_name["mixed/case/broken.png"]["error"].startswith("mixed/case/broken.png: ")
+    assert by_name["mixed/case/good.png"]["label"] in ("NORMAL", "PNEUMONIA")
+    assert_clean(work_dir)

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Check a medkit bundle with stock MONAI Label (0.8.5): no subclassing, no config edits, no filters.
 
-Runs in an environment with monailabel and torchvision (see README.md, "MONAI Label"); the training stage
-reads the LGG kaggle_3m folder from --train-data or $MEDKIT_DATA/lgg-mri-segmentation/kaggle_3m.
+A comparison with MONAI Label's own classes and sample app; `medkit label-server` is how medkit serves its bundles.
+Runs in .venv-label (`bash scripts/setup.sh --label`; README.md, "MONAI Label"); the training stage reads the LGG
+kaggle_3m folder from --train-data or $MEDKIT_DATA/lgg-mri-segmentation/kaggle_3m.
 
 Usage:
-    OMP_NUM_THREADS=1 python scripts/check_monai_label.py BUNDLE IMAGE \
+    OMP_NUM_THREADS=1 .venv-label/bin/python scripts/check_monai_label.py BUNDLE IMAGE \
         [--weights FILE] [--work DIR] [--stages infer,train,app] [--train-epochs N] \
         [--train-data KAGGLE_3M_DIR] [--bundle2 OTHER_BUNDLE [--weights2 FILE]]
 
@@ -18,8 +19,8 @@ Usage:
           zoo_source local, models = BUNDLE[,BUNDLE2]; lists infers/trainers and runs app.infer for each.
 
 Every bundle is copied to <work>/app/model/<name> first (--weights FILE is put there as models/model.pt).
-The only non-stock line: pydicom-seg 0.4.1 needs pydicom._storage_sopclass_uids (removed in pydicom 3), aliased
-to pydicom.uid before importing the sample app (monailabel's datastore imports pydicom-seg).
+pydicom-seg 0.4.1 needs pydicom._storage_sopclass_uids (removed in pydicom 3): .venv-label maps it to pydicom.uid
+(medkit.label.compat) in every process.
 """
 
 from __future__ import annotations
@@ -194,9 +195,6 @@ def stage_app(app_dir, names, image):
     shutil.copy(image, studies)
     sys.path.insert(0, app_dir)
     try:
-        import pydicom.uid  # the only alias: pydicom-seg 0.4.1 vs pydicom 3
-
-        sys.modules.setdefault("pydicom._storage_sopclass_uids", pydicom.uid)
         import main as app_main  # the sample app's main.py
 
         conf = {

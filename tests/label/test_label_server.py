@@ -24,7 +24,8 @@ import pytest
 from tests.conftest import BUNDLES, REPO
 from tests.label.studies import IMAGES, SERIES, add_real_images, write_studies
 
-pytestmark = pytest.mark.label
+# the first test's setup may build .venv-label (about 5 min) and start the server: more than the default 600 s
+pytestmark = [pytest.mark.label, pytest.mark.timeout(1800)]
 
 LABEL_VENV = os.path.join(REPO, ".venv-label")
 NAMES = ["pneumonia", "covid", "brain_mri_classification", "brain_mri_segmentation", "abdominal_trauma"]

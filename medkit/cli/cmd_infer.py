@@ -48,17 +48,19 @@ def run_inference(
     overrides: tuple[str, ...] = (),
     explain_dir: str | None = None,
     extra: dict | None = None,
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
 ) -> None:
     """Run the bundle's inference workflow into ``out_dir`` (``predictions.csv`` there), print failures, exit 1
     if any input failed.
 
     With ``explain_dir``, a Grad-CAM overlay of the predicted class is saved there for every input.
-    ``extra`` holds further config overrides (the two-stage settings, pixel spacing).
+    ``extra`` holds further config overrides (the two-stage settings, pixel spacing). With ``ray_address`` the
+    inputs are spread over a Ray cluster (``medkit.workflows.ray_inference``; ``"local"``: this machine).
     """
     from medkit.bundle import create_workflow
     from medkit.errors import MedkitError
     from medkit.handlers import GradCAMSaver
-    from medkit.handlers.report_writer import report_failures
 
     settings: dict = {"inputs": list(inputs), **_output_settings(out_dir), **(extra or {})}
     if checkpoint:
@@ -67,6 +69,13 @@ def run_inference(
     if batch_size:
         settings["batch_size"] = batch_size
     settings.update(parse_overrides(overrides))
+    if ray_address:
+        from medkit.workflows.ray_inference import infer_on_ray
+
+        if explain_dir:
+            raise click.UsageError("--explain runs without --ray")
+        _report(infer_on_ray(bundle, inputs, out_dir, settings, ray_address, ray_workers), None)
+        return
     wf = create_workflow(bundle, "infer", settings)
     if not len(wf.parser.get_parsed_content("dataset")):
         more = f" and {len(inputs) - 3} more" if len(inputs) > 3 else ""
@@ -87,7 +96,13 @@ def run_inference(
         )
         saver.attach(evaluator)
     evaluator.run()  # not wf.run(): its last step ends the process on failed inputs, reported here instead
-    writer = wf.parser.get_parsed_content("writer")
+    _report(wf.parser.get_parsed_content("writer"), explain_dir)
+
+
+def _report(writer, explain_dir: str | None) -> None:
+    """Print the failed inputs and the summary line; exit 1 if any input failed."""
+    from medkit.handlers.report_writer import report_failures
+
     n_rows, n_failed = len(writer.rows), report_failures(writer)
     where = writer.output_file if not hasattr(writer, "output_dir") else f"{writer.output_dir} ({writer.output_file})"
     click.echo(f"{n_rows - n_failed} of {n_rows} inputs predicted -> {where}")
@@ -120,6 +135,19 @@ def run_inference(
     help="What runs the network: torch (the checkpoint), torchscript or onnx (models/model.ts or model.onnx, "
     "from medkit export); default: the bundle's inference config (engine).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Spread the inputs over a Ray cluster (ADDRESS: ray://HOST:10001, HOST:6379 or auto; alone: a Ray instance "
+    "of this machine; write --ray=ADDRESS, or --ray last). Needs the ray extra.",
+)
+@click.option(
+    "--ray-workers", type=click.IntRange(min=1), default=None, help="Ray tasks [default: the cluster's CPUs]."
+)
 @classifier_options
 @override_option
 def command(
@@ -133,6 +161,8 @@ def command(
     pixel_spacing,
     no_overlays,
     engine,
+    ray_address,
+    ray_workers,
     classifier,
     no_classifier,
     overrides,
@@ -155,4 +185,16 @@ def command(
         if explain_dir and engine != "torch":
             raise click.UsageError("--explain needs the torch engine (Grad-CAM reads the network's gradients)")
         extra["engine"] = engine
-    run_inference(bundle, inputs, out_dir, checkpoint, threshold, batch_size, overrides, explain_dir, extra)
+    run_inference(
+        bundle,
+        inputs,
+        out_dir,
+        checkpoint,
+        threshold,
+        batch_size,
+        overrides,
+        explain_dir,
+        extra,
+        ray_address,
+        ray_workers,
+    )

@@ -306,3 +306,18 @@ def test_a_bad_file_in_a_zip_is_reported_and_the_rest_predicted(served, inputs):
     assert by_name["mixed/case/broken.png"]["error"].startswith("mixed/case/broken.png: ")
     assert by_name["mixed/case/good.png"]["label"] in ("NORMAL", "PNEUMONIA")
     assert_clean(work_dir)
+
+
+def test_weights_are_loaded_once(served, inputs, monkeypatch):
+    """No request reads a model file again: with torch.load broken, every bundle still answers."""
+    import torch
+
+    client, _, _ = served
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a request read weights again")
+
+    monkeypatch.setattr(torch, "load", no_load)
+    for bundle, kinds in GOOD.items():
+        response = post(client, bundle, *inputs[kinds[0]])
+        assert response.status_code == 200, response.text

@@ -35,7 +35,7 @@ def read_tiff(path: str | os.PathLike) -> np.ndarray:
     if not os.path.isfile(path):
         raise InputFileError(path, broken_link_problem(path) or "no such file")
     if os.path.getsize(path) == 0:
-        raise InputFileError(path, "empty file")
+        raise InputFileError(path, "file is empty (0 bytes)")
     tiff_header(path)  # refuses giant pages (and files no TIFF parser reads) before decoding
     try:
         import tifffile

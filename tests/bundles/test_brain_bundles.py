@@ -192,7 +192,7 @@ def test_bad_slices_leave_their_good_neighbours_alone_and_flag_them(pair, tmp_pa
     )
     assert after.exit_code == 1 and "Traceback" not in after.output
     failures = [line for line in after.output.splitlines() if line.startswith("failed: ")]
-    assert len(failures) == 2 and failures[0] == f"failed: {empty}: empty file"
+    assert len(failures) == 2 and failures[0] == f"failed: {empty}: file is empty (0 bytes)"
     assert failures[1].startswith(f"failed: {text}: ")
     rows, ref = _rows(tmp_path / "after"), _rows(tmp_path / "before")
     assert rows[(cases[0], "1")]["error"] and rows[(cases[1], "8")]["error"] and not rows[(cases[0], "1")]["mask_file"]

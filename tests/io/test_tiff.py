@@ -44,7 +44,7 @@ def test_bad_tiffs_name_the_file(tmp_path):
     empty.write_bytes(b"")
     junk = tmp_path / "junk.tif"
     junk.write_bytes(b"not a tiff at all")
-    with pytest.raises(InputFileError, match=r"empty\.tif: empty file"):
+    with pytest.raises(InputFileError, match=r"empty\.tif: file is empty \(0 bytes\)"):
         read_tiff(empty)
     with pytest.raises(InputFileError, match=r"junk\.tif: cannot read TIFF"):
         read_tiff(junk)

@@ -39,6 +39,8 @@ CLI_IDS: dict[str, tuple[str, ...]] = {
         "val_interval",
         "early_stop_patience",
         "pretrained",
+        "resume",
+        "find_unused_parameters",
         "cache_rate",
         "network",
         "optimizer",

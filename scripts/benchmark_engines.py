@@ -6,6 +6,7 @@ shipped bundle is untouched). Per bundle and engine it measures, in this process
   - ``network``: the network alone on the preprocessed inputs, in batches of the bundle's ``batch_size`` (for the
     segmenter: 256-pixel windows in batches of ``sw_batch_size``), after one warm-up batch;
   - ``loop``: the plain loop, decode and preprocessing (the bundle's own transforms, timed once) plus the network;
+  - ``max_prob_diff``: the largest difference of output probabilities from the PyTorch network on those inputs;
 and, in fresh processes: ``medkit infer --engine E`` on one input (the start-up: imports, bundle and network
 loading) and on all inputs; ``infer`` is the rate with that start-up taken away, ``peak_mb`` the command's peak
 resident memory. The JSON holds every figure and the machine's load average; a Markdown table is printed.
@@ -101,6 +102,7 @@ def in_process(bundle: str, files: list[str]) -> dict:
 
     from medkit.bundle import create_workflow, load_metadata
     from medkit.engines import load_network
+    from medkit.engines.export import probabilities
 
     wf = create_workflow(bundle, "infer", {"inputs": files}, ignore_unknown=True)
     dataset = wf.parser.get_parsed_content("dataset")
@@ -118,6 +120,7 @@ def in_process(bundle: str, files: list[str]) -> dict:
     batches = [torch.stack(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     ckpt = wf.parser.get_parsed_content("ckpt_path")
     out = {"n": len(images), "preprocess_s": round(preprocess_s, 2), "engines": {}}
+    meta, reference = load_metadata(bundle), None
     for engine in ENGINES:
         net = load_network(engine, wf.parser.get_parsed_content("network_def"), ckpt)
         if engine == "torch":
@@ -126,12 +129,14 @@ def in_process(bundle: str, files: list[str]) -> dict:
         with torch.no_grad():
             net(batches[0])  # warm-up (TorchScript's profiling executor optimises on the first calls)
             start = time.perf_counter()
-            for batch in batches:
-                net(batch)
+            outputs = [net(batch) for batch in batches]
             network_s = time.perf_counter() - start
+        probs = probabilities(meta, torch.cat(outputs))
+        reference = probs if reference is None else reference
         out["engines"][engine] = {
             "network_per_s": round(len(images) / network_s, 2),
             "loop_per_s": round(len(images) / (network_s + preprocess_s), 2),
+            "max_prob_diff": float((probs - reference).abs().max()),
         }
     return out
 
@@ -172,14 +177,14 @@ def main() -> None:
         json.dump(results, f, indent=2)
     print(
         "| bundle | inputs | engine | network /s | decode + preprocess + network /s "
-        "| medkit infer /s (start-up excluded) | start-up s | peak MB |"
+        "| medkit infer /s (start-up excluded) | start-up s | peak MB | max prob. diff |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, figures in results["bundles"].items():
         for engine, e in figures["engines"].items():
             print(
                 f"| {name} | {figures['n']} | {engine} | {e['network_per_s']} | {e['loop_per_s']} | "
-                f"{e['infer_per_s']} | {e['start_up_s']} | {e['peak_mb']} |"
+                f"{e['infer_per_s']} | {e['start_up_s']} | {e['peak_mb']} | {e['max_prob_diff']:.1e} |"
             )
 
 

@@ -12,7 +12,7 @@ from monai.data import Dataset
 
 from medkit.data.folders import list_image_files
 from medkit.errors import InputFileError
-from medkit.io.ct import NIFTI_SUFFIXES
+from medkit.io.ct import VOLUME_SUFFIXES
 
 __all__ = ["inference_datalist", "series_datalist", "TolerantDataset", "error_message"]
 
@@ -91,8 +91,8 @@ def _natural_slice_key(path: str) -> tuple:
     return os.path.dirname(path), stem, slice_number(path), path
 
 
-def _is_nifti(path: str) -> bool:
-    return path.lower().endswith(NIFTI_SUFFIXES)
+def _is_volume(path: str) -> bool:
+    return path.lower().endswith(VOLUME_SUFFIXES)
 
 
 def _series_patient(folder: str) -> str:
@@ -106,7 +106,7 @@ def _series_patient(folder: str) -> str:
 def series_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") -> list[dict]:
     """One ``{key: path, "patient": id}`` item per CT volume found in ``inputs``.
 
-    A NIfTI file is one volume (patient: its name without suffix); a folder holding files is one DICOM series
+    A NIfTI or NRRD file is one volume (patient: its name without suffix); a folder holding files is one DICOM series
     (its NIfTI files, if any, are volumes of their own); a folder holding only folders is searched below (a
     patient folder with series folders, or the competition's ``train_images``). Inputs that do not exist are
     kept, so reading them fails and they are reported by name.
@@ -116,9 +116,9 @@ def series_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") -> 
     def walk(folder: str) -> None:
         names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
         files = [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
-        volumes = [f for f in files if _is_nifti(f)]
+        volumes = [f for f in files if _is_volume(f)]
         for f in volumes:
-            items.append({key: f, "patient": _nifti_patient(f)})
+            items.append({key: f, "patient": _volume_patient(f)})
         if len(files) > len(volumes):
             items.append({key: folder, "patient": _series_patient(folder)})
         for n in names:
@@ -132,16 +132,16 @@ def series_datalist(inputs: Sequence[str | os.PathLike], key: str = "image") -> 
             walk(path)
             if len(items) == before:
                 logger.warning("%s: folder holds no CT volume", path)
-        elif os.path.isfile(path) and _is_nifti(path):
-            items.append({key: path, "patient": _nifti_patient(path)})
+        elif os.path.isfile(path) and _is_volume(path):
+            items.append({key: path, "patient": _volume_patient(path)})
         else:
             items.append({key: path, "patient": os.path.basename(path)})
     return items
 
 
-def _nifti_patient(path: str) -> str:
+def _volume_patient(path: str) -> str:
     name = os.path.basename(path)
-    for suffix in NIFTI_SUFFIXES:
+    for suffix in VOLUME_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

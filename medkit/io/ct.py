@@ -28,11 +28,13 @@ from monai.utils import MetaKeys, ensure_tuple
 from medkit.errors import InputFileError
 from medkit.io.xray import DICOM_SUFFIXES
 
-__all__ = ["CTSeries", "read_ct_series", "load_ct", "CTSeriesReader", "CTReader", "NIFTI_SUFFIXES"]
+__all__ = ["CTSeries", "read_ct_series", "load_ct", "CTSeriesReader", "CTReader", "NIFTI_SUFFIXES", "VOLUME_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: files that hold a whole volume: NIfTI and NRRD (the rest is DICOM series folders)
+VOLUME_SUFFIXES = (*NIFTI_SUFFIXES, ".nrrd")
 
 _AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -348,6 +350,27 @@ def _load_nifti(path: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     return array, affine, {"format": "NIfTI", "spacing": spacing, "files": [path], "problems": []}
 
 
+def _load_nrrd(path: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """A NRRD volume through ITK, as ``(array (i, j, k), RAS affine, meta)`` (NRRD's space is LPS, as DICOM's)."""
+    import itk
+
+    if os.path.getsize(path) == 0:
+        raise InputFileError(path, "file is empty (0 bytes)")
+    try:
+        img = itk.imread(path, itk.F)
+    except Exception as e:  # noqa: BLE001 - ITK raises RuntimeError with its whole stack as text
+        raise InputFileError(path, f"cannot read NRRD ({type(e).__name__})") from None
+    array = np.ascontiguousarray(itk.array_from_image(img).T, dtype=np.float32)
+    if array.ndim != 3:
+        raise InputFileError(path, f"expected a 3D volume, got array of shape {array.shape}")
+    spacing = tuple(float(v) for v in img.GetSpacing())
+    affine = np.eye(4)
+    affine[:3, :3] = np.asarray(itk.array_from_matrix(img.GetDirection()), dtype=np.float64) @ np.diag(spacing)
+    affine[:3, 3] = np.asarray(img.GetOrigin(), dtype=np.float64)
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # LPS -> RAS
+    return array, affine, {"format": "NRRD", "spacing": spacing, "files": [path], "problems": []}
+
+
 def _load_series(folder: str, strict: bool) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """:func:`read_ct_series` as ``(array, affine, meta)``, the meta as :func:`load_ct` describes it."""
     s = read_ct_series(folder, strict=strict)
@@ -359,15 +382,15 @@ def _load_series(folder: str, strict: bool) -> tuple[np.ndarray, np.ndarray, dic
 
 
 def load_ct(path: str | os.PathLike, strict: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Load a CT volume from a DICOM series folder or a NIfTI file.
+    """Load a CT volume from a DICOM series folder, a NIfTI file or a NRRD file.
 
     Args:
-        path: a folder holding one DICOM series, or a ``.nii``/``.nii.gz`` file.
+        path: a folder holding one DICOM series, or a ``.nii``/``.nii.gz``/``.nrrd`` file.
         strict: for a series, raise on any problem (see :func:`read_ct_series`).
 
     Returns:
         the float32 volume ``(i, j, k)``, its 4x4 RAS affine and a metadata dict with ``format``
-        (``"DICOM"`` or ``"NIfTI"``), ``spacing`` (mm along i, j, k), ``files`` and ``problems``, plus the
+        (``"DICOM"``, ``"NIfTI"`` or ``"NRRD"``), ``spacing`` (mm along i, j, k), ``files`` and ``problems``, plus the
         series' ``PatientID``, ``SeriesInstanceUID``, ``SeriesDescription``, ``Modality`` and
         ``TransferSyntaxes`` for DICOM.
 
@@ -379,8 +402,10 @@ def load_ct(path: str | os.PathLike, strict: bool = False) -> tuple[np.ndarray, 
         return _load_series(path, strict)
     if not os.path.exists(path):
         raise InputFileError(path, "no such file or folder")
+    if path.lower().endswith(".nrrd"):
+        return _load_nrrd(path)
     if not path.lower().endswith(NIFTI_SUFFIXES):
-        raise InputFileError(path, "not a DICOM series folder or a NIfTI file (.nii, .nii.gz)")
+        raise InputFileError(path, "not a DICOM series folder or a NIfTI file (.nii, .nii.gz) or NRRD file (.nrrd)")
     return _load_nifti(path)
 
 
@@ -420,7 +445,7 @@ def _stack(volumes: list[tuple[str, np.ndarray, np.ndarray, dict[str, Any]]]) ->
 
 
 class CTReader(ImageReader):
-    """MONAI ``ImageReader`` for CT in either form: DICOM series folders and NIfTI files (:func:`load_ct`).
+    """MONAI ``ImageReader`` for CT in any form: DICOM series folders, NIfTI and NRRD files (:func:`load_ct`).
 
     One ``LoadImaged(keys, reader=CTReader())`` loads both, with the same meta keys as
     :class:`CTSeriesReader`.
@@ -434,7 +459,7 @@ class CTReader(ImageReader):
         self.strict = strict
 
     def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
-        return all(os.path.isdir(n) or os.fspath(n).lower().endswith(NIFTI_SUFFIXES) for n in ensure_tuple(filename))
+        return all(os.path.isdir(n) or os.fspath(n).lower().endswith(VOLUME_SUFFIXES) for n in ensure_tuple(filename))
 
     def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs: Any) -> list[tuple]:
         strict = kwargs.get("strict", self.strict)

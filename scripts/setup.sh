@@ -9,5 +9,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==${MEDKIT_TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install -q -e '.[dev,export,serve,ray]' "$@"
+.venv/bin/python -m pip install -q -e '.[dev,export,serve,ray,tune,tune-ray]' "$@"
 .venv/bin/medkit --version

@@ -44,6 +44,7 @@ __all__ = [
     "template",
     "render",
     "render_bundle",
+    "train_settings",
     "check_bundle",
     "write_bundle",
     "format_config",
@@ -153,6 +154,12 @@ def render_bundle(bundle_dir: str) -> dict[str, dict]:
     return rendered
 
 
+def train_settings(bundle_dir: str) -> set[str]:
+    """The settings of the bundle's ``train.json``: the ids an overlay (a training stage, ``medkit tune``'s
+    ``best.json``) may change."""
+    return {k for k, v in template(_family(bundle_dir), "train.json").items() if is_setting(v)}
+
+
 def _differences(actual: Any, expected: Any, at: str = "") -> list[str]:
     if isinstance(actual, Mapping) and isinstance(expected, Mapping):
         out = []
@@ -173,7 +180,6 @@ def check_bundle(bundle_dir: str) -> list[str]:
     more than settings. An empty list means every config is current.
     """
     problems = []
-    family = _family(bundle_dir)
     for name, expected in render_bundle(bundle_dir).items():
         path = os.path.join(bundle_dir, "configs", name)
         if not os.path.isfile(path):
@@ -184,7 +190,7 @@ def check_bundle(bundle_dir: str) -> list[str]:
         path = os.path.join(bundle_dir, "configs", name)
         if not os.path.isfile(path) or open(path).read() != text:
             problems.append(f"{path}: differs from the template's {name}")
-    settings = {k for k, v in template(family, "train.json").items() if is_setting(v)}
+    settings = train_settings(bundle_dir)
     for overlay in _overlays(bundle_dir):
         path = os.path.join(bundle_dir, "configs", overlay)
         extra = sorted(set(_read(path)) - settings)

@@ -66,6 +66,7 @@ def _register() -> None:
         cmd_serve,
         cmd_threshold,
         cmd_train,
+        cmd_tune,
         cmd_verify,
     )
 
@@ -76,6 +77,7 @@ def _register() -> None:
         cmd_explain,
         cmd_infer,
         cmd_lr_find,
+        cmd_tune,
         cmd_crossval,
         cmd_threshold,
         cmd_verify,

@@ -65,12 +65,14 @@ def wait_until_up(url: str, process: subprocess.Popen | None = None, timeout: fl
 
 
 @contextlib.contextmanager
-def running_server(bundles: list[str], port: int, log_path: str | None = None) -> Iterator[str]:
+def running_server(
+    bundles: list[str], port: int, log_path: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """``medkit serve BUNDLES --port PORT`` in a process of its own, up and answering; yields its base URL and
-    stops it (by its own process id) on the way out."""
+    stops it (SIGTERM to its own process id) on the way out. ``env``: variables set for it."""
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 (closed below)
     cmd = [sys.executable, "-m", "medkit.cli.main", "serve", *bundles, "--port", str(port)]
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{base}/api/bundles", process)

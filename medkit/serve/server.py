@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import tempfile
 from collections.abc import Sequence
 
@@ -47,8 +48,8 @@ def is_loopback(host: str) -> bool:
 def run_server(
     bundles: Sequence[str], host: str, port: int, limits: UploadLimits, max_pixels: int | None = None
 ) -> None:
-    """Load ``bundles`` and serve them on ``host:port`` until interrupted; the server's temporary folder (uploads,
-    outputs) is deleted on the way out.
+    """Load ``bundles`` and serve them on ``host:port`` until interrupted (Ctrl-C or SIGTERM); the server's temporary
+    folder (uploads, outputs) is deleted on the way out.
 
     Args:
         bundles: bundle folders.
@@ -71,4 +72,14 @@ def run_server(
             click.echo(f"Warning: listening on {host}: other machines can reach this server", err=True)
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"medkit serve: {', '.join(services)} on http://{shown}:{port}/ ({NOTICE})", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        previous = signal.signal(signal.SIGTERM, _stop)  # uvicorn shuts down, then re-raises it: end here, cleaned up
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn after its graceful shutdown
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)

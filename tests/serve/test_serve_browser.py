@@ -132,3 +132,19 @@ def test_load_burst_every_answer_right(server, inputs, tmp_path):
     figures = json.loads(out.read_text())
     assert figures["ok"] == 200 and figures["wrong"] == 0 and figures["label"]
     print(f"load: {figures['requests_per_s']} requests/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")
+
+
+def test_stopping_deletes_the_temporary_folder(inputs, tmp_path):
+    """SIGTERM ends the server cleanly: its temporary folder (uploads, outputs) is gone."""
+    from medkit.serve.client import free_port, post_file, running_server
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+
+    def folders() -> list[str]:  # the server's own (libraries may leave files of theirs in TMPDIR too)
+        return [p.name for p in tmp.iterdir() if p.name.startswith("medkit-serve-")]
+
+    with running_server([os.path.join(BUNDLES, "pneumonia")], free_port(), env={"TMPDIR": str(tmp)}) as base:
+        assert len(folders()) == 1, list(tmp.iterdir())
+        assert post_file(f"{base}/api/predict/pneumonia", *inputs["png"])[0] == 200
+    assert folders() == []

@@ -16,6 +16,8 @@ IMAGES = {
     "brain_mri_segmentation": "TCGA_XX_0000_20000101_4",
     "abdominal_trauma": "ct_1",
 }
+#: the id of a CT volume written as NRRD
+NRRD = "ct_3"
 #: a CT series folder (not listed by the datastore: asked for by its path), under the studies folder
 SERIES = os.path.join("series", "ct_2")
 HEALTHY = dict.fromkeys(("bowel", "extravasation", "kidney", "liver", "spleen"), 0)
@@ -24,7 +26,9 @@ HEALTHY = dict.fromkeys(("bowel", "extravasation", "kidney", "liver", "spleen"),
 def write_studies(folder: str, lgg_patients: int = 3, lgg_slices: int = 8) -> str:
     """Write into ``folder``: a JPEG chest X-ray (``.jpeg``, as the Kermany set), a PNG one (COVID radiography),
     ``lgg_patients`` x ``lgg_slices`` LGG TIFF slices with their masks as final labels (``labels/final/``, what a
-    MONAI Label training reads), a CT volume (NIfTI) and a CT DICOM series in ``SERIES``. Returns ``folder``."""
+    MONAI Label training reads), CT volumes (NIfTI, and NRRD as ``NRRD``) and a CT DICOM series in
+    ``SERIES``. Returns ``folder``."""
+    import itk
     import nibabel as nib
     import tifffile
     from PIL import Image
@@ -50,6 +54,10 @@ def write_studies(folder: str, lgg_patients: int = 3, lgg_slices: int = 8) -> st
     sx, sy, sz = info["spacing"]
     nifti = nib.Nifti1Image(volume.astype(np.int16), np.diag([-sx, -sy, sz, 1.0]))
     nib.save(nifti, os.path.join(folder, f"{IMAGES['abdominal_trauma']}.nii.gz"))
+    volume, info = synthetic_ct_volume(HEALTHY, shape=(32, 32, 16), rng=3)
+    image = itk.image_from_array(np.ascontiguousarray(volume.astype(np.int16).T))  # ITK's arrays are (k, j, i)
+    image.SetSpacing(info["spacing"])
+    itk.imwrite(image, os.path.join(folder, f"{NRRD}.nrrd"))
     volume, info = synthetic_ct_volume(HEALTHY, shape=(32, 32, 16), rng=2)
     uids = {name: dicom_uid("label-test", name) for name in ("study", "frame", "series")}
     write_series(os.path.join(folder, SERIES), volume, info, "ct_2", 2, 1, 1, uids, "label-test", None)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import BUNDLES, REPO
-from tests.label.studies import IMAGES, SERIES, add_real_images, write_studies
+from tests.label.studies import IMAGES, NRRD, SERIES, add_real_images, write_studies
 
 # the first test's setup may build .venv-label (about 5 min) and start the server: more than the default 600 s
 pytestmark = [pytest.mark.label, pytest.mark.timeout(1800)]
@@ -138,7 +138,7 @@ def test_info_lists_every_bundle_under_its_name(server):
         expected = [n.lower() for n in _channel_names(name) if n.lower() != "background"]
         assert sorted(model["labels"], key=model["labels"].get) == expected, name
     assert list(info["trainers"]) == ["brain_mri_segmentation"]
-    assert info["datastore"]["total"] >= 27  # .jpeg, .png, .tif and .nii.gz files all listed
+    assert info["datastore"]["total"] >= 28  # .jpeg, .png, .tif, .nii.gz and .nrrd files all listed
 
 
 @pytest.mark.parametrize("bundle", ["pneumonia", "covid", "brain_mri_classification"])
@@ -175,7 +175,7 @@ def test_segmenter_mask_is_medkit_infers(server, tmp_path):
     np.testing.assert_array_equal(mask, expected.astype(np.uint8))
 
 
-@pytest.mark.parametrize("image", [IMAGES["abdominal_trauma"], SERIES], ids=["nifti", "dicom_series"])
+@pytest.mark.parametrize("image", [IMAGES["abdominal_trauma"], NRRD, SERIES], ids=["nifti", "nrrd", "dicom_series"])
 def test_trauma_gives_per_target_probabilities(server, image):
     path = image if image != SERIES else os.path.join(server["studies"], SERIES)  # a series is asked for by path
     status, body = _infer(server, "abdominal_trauma", path)

@@ -54,9 +54,9 @@ def _trainable(bundle_dir: str, settings: dict, metric: str, out_dir: str, threa
     return train
 
 
-def _to_study(results: Any, params: list, metric: str, direction: str, out_dir: str):
-    """The Ray results as an in-memory Optuna study: completed, stopped early (pruned) or failed trials with
-    their per-epoch values."""
+def _to_study(results: Any, params: list, metric: str, direction: str, out_dir: str, epochs: int):
+    """The Ray results as an in-memory Optuna study: completed (trained to the end: every epoch, or the bundle's
+    early stop), stopped early by ASHA (pruned) or failed trials, with their per-epoch values."""
     import optuna
 
     study = optuna.create_study(direction=direction)
@@ -71,7 +71,7 @@ def _to_study(results: Any, params: list, metric: str, direction: str, out_dir: 
         done = os.path.isfile(os.path.join(out_dir, "trials", str(trial_id), DONE))
         if result.error is not None or not values or len(config) < len(distributions):
             state, value = optuna.trial.TrialState.FAIL, None
-        elif done:
+        elif done or max(values) >= epochs:
             state = optuna.trial.TrialState.COMPLETE
             value = max(values.values()) if direction == "maximize" else min(values.values())
         else:
@@ -155,7 +155,7 @@ def search_on_ray(
     finally:
         if started:
             ray.shutdown()
-    study = _to_study(results, params, metric, direction, out_dir)
+    study = _to_study(results, params, metric, direction, out_dir, epochs)
     if on_trial:
         from medkit.tune.study import trial_summary
 

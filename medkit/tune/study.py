@@ -69,7 +69,7 @@ def _open_study(optuna: Any, out_dir: str, direction: str, key: dict, seed: int,
         study_name=STUDY_NAME,
         storage=storage,
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=2),
         direction=direction,
         load_if_exists=True,
     )

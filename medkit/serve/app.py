@@ -92,7 +92,8 @@ def create_app(services: Mapping[str, BundleService], work_dir: str, limits: Upl
             },
         }
 
-    async def run_upload(bundle: str, request: Request, explain: bool) -> tuple[BundleService, dict, str]:
+    async def run_upload(bundle: str, request: Request, explain: bool) -> dict:
+        """Take the request's upload into a folder of its own, run the bundle on it, delete the folder; the summary."""
         service = services.get(bundle)
         if service is None:
             raise UploadError(f"{bundle}: no such bundle here (served: {', '.join(services)})", 404)
@@ -115,12 +116,12 @@ def create_app(services: Mapping[str, BundleService], work_dir: str, limits: Upl
             shutil.rmtree(folder, ignore_errors=True)
         if summary["items"] and summary["n_failed"] == len(summary["items"]):
             raise UploadError(summary["items"][0]["error"], 422)
-        return service, summary, folder
+        return summary
 
     @app.post("/api/predict/{bundle}")
     async def predict(bundle: str, request: Request, explain: bool = False) -> Response:
         async def work() -> Response:
-            _, summary, _ = await run_upload(bundle, request, explain)
+            summary = await run_upload(bundle, request, explain)
             return JSONResponse(summary)
 
         return await _answer(work, work_dir)
@@ -130,7 +131,7 @@ def create_app(services: Mapping[str, BundleService], work_dir: str, limits: Upl
         async def work() -> Response:
             service = services.get(bundle)
             wants_gradcam = service is not None and service.family != "segmentation"
-            _, summary, _ = await run_upload(bundle, request, wants_gradcam)
+            summary = await run_upload(bundle, request, wants_gradcam)
             items = summary["items"]
             if not 0 <= index < len(items):
                 raise UploadError(f"index {index}: the upload holds {len(items)} input(s)", 400)

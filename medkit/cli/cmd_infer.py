@@ -18,6 +18,7 @@ from medkit.cli.common import (
     out_option,
     override_option,
     parse_overrides,
+    ray_option,
     threshold_option,
     threshold_settings,
     two_stage_settings,
@@ -135,16 +136,7 @@ def _report(writer, explain_dir: str | None) -> None:
     help="What runs the network: torch (the checkpoint), torchscript or onnx (models/model.ts or model.onnx, "
     "from medkit export); default: the bundle's inference config (engine).",
 )
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Spread the inputs over a Ray cluster (ADDRESS: ray://HOST:10001, HOST:6379 or auto; alone: a Ray instance "
-    "of this machine; write --ray=ADDRESS, or --ray last). Needs the ray extra.",
-)
+@ray_option("Spread the inputs over a Ray cluster", "ray")
 @click.option(
     "--ray-workers", type=click.IntRange(min=1), default=None, help="Ray tasks [default: the cluster's CPUs]."
 )

@@ -7,7 +7,15 @@ import time
 
 import click
 
-from medkit.cli.common import bundle_argument, data_dir, data_option, out_option, override_option, parse_overrides
+from medkit.cli.common import (
+    bundle_argument,
+    data_dir,
+    data_option,
+    out_option,
+    override_option,
+    parse_overrides,
+    ray_option,
+)
 
 
 def _echo_trial(summary: dict) -> None:
@@ -58,16 +66,7 @@ def _echo_trial(summary: dict) -> None:
     help="Fraction of the patients of each side of the bundle's split to search on (stratified).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler and of the subset.")
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Run the search on Ray Tune (ADDRESS: ray://HOST:10001, HOST:6379 or auto; alone: a Ray instance of this "
-    "machine; write --ray=ADDRESS, or --ray last). Needs the tune-ray extra.",
-)
+@ray_option("Run the search on Ray Tune", "tune-ray")
 @override_option
 def command(
     bundle: str, data_root, trials: int, space_file, metric, out_dir, timeout, subset, seed, ray_address, overrides

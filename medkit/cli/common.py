@@ -16,6 +16,7 @@ __all__ = [
     "data_dir",
     "out_option",
     "override_option",
+    "ray_option",
     "classifier_options",
     "split_option",
     "two_stage_settings",
@@ -138,6 +139,25 @@ override_option = click.option(
     metavar="ID=VALUE",
     help="Override a config id, e.g. --set batch_size=16 (VALUE is read as JSON, else as text). Repeatable.",
 )
+
+
+def ray_option(what: str, extra: str):
+    """``--ray [ADDRESS]``: run on a Ray cluster (``"local"`` when given alone: a Ray instance of this machine).
+
+    Args:
+        what: what runs on the cluster, the start of the help text ("Spread the inputs over a Ray cluster").
+        extra: the extra that installs what it needs.
+    """
+    return click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="local",
+        default=None,
+        metavar="[ADDRESS]",
+        help=f"{what} (ADDRESS: ray://HOST:10001, HOST:6379 or auto; alone: a Ray instance of this machine; write "
+        f"--ray=ADDRESS, or --ray last). Needs the {extra} extra.",
+    )
 
 
 def split_option(default: str, help: str):

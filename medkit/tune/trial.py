@@ -164,8 +164,9 @@ def run_trial(
 
     def attach(wf: Any, _stage: int) -> None:
         get = wf.parser.get_parsed_content
+        trainer = get("train#trainer")  # first, as the run does: the validation loader would reseed the augmentation
         reporter = TrialReporter(get("validate#evaluator"), metric, report)
-        reporter.attach(get("train#trainer"))
+        reporter.attach(trainer)
         reporters.append(reporter)
 
     overrides = {

@@ -145,6 +145,13 @@ def test_best_overlay_trains_the_bundle_with_monai_runner(resumed, tmp_path):
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "models" / "model.pt").is_file()
+    import torch
+
+    last = torch.load(tmp_path / "models" / "checkpoint_last.pt", weights_only=False)
+    study = optuna.load_study(study_name="medkit-tune", storage=f"sqlite:///{resumed['out'] / 'study.db'}")
+    assert last["metrics"]["val_auc"] == pytest.approx(
+        study.best_trial.intermediate_values[1], abs=1e-6
+    )  # the same run
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()

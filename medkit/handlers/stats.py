@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from ignite.engine import Engine
 from monai.handlers import StatsHandler as _MonaiStatsHandler
 
@@ -13,7 +16,17 @@ __all__ = ["StatsHandler"]
 class StatsHandler(_MonaiStatsHandler):
     """``monai.handlers.StatsHandler`` (same arguments); an error medkit raises on purpose (a diverged loss, a bad
     input) is logged as its one-line message, Ctrl-C as one line too, an unexpected error with its traceback as
-    MONAI does."""
+    MONAI does.
+
+    Its lines go where the bundle's ``logging.conf`` sends the log (stderr): MONAI's own handler gets a logger of its
+    own that writes to stdout, mixing the log into a command's results.
+    """
+
+    def __init__(self, *args: Any, name: str = "medkit.handlers.StatsHandler", **kwargs: Any) -> None:
+        super().__init__(*args, name=name, **kwargs)
+        self.logger.handlers.clear()  # the stdout handler monai.apps.get_logger added
+        self.logger.propagate = True
+        self.logger.setLevel(logging.NOTSET)
 
     def exception_raised(self, _engine: Engine, e: BaseException) -> None:
         if isinstance(e, KeyboardInterrupt):

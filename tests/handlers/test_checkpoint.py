@@ -131,3 +131,17 @@ def test_medkit_errors_and_ctrl_c_are_logged_as_one_line(error):
         engine.run([0], max_epochs=1)
     assert records and all(r.exc_info is None for r in records)
     assert records[-1].getMessage() in ("x.png: not a radiograph", "interrupted (Ctrl-C)")
+
+
+def test_stats_lines_go_to_the_log_not_to_stdout(caplog, capsys):
+    """MONAI's StatsHandler writes through a logger of its own with a stdout handler; medkit's sends its lines
+    (the training loss, the metrics) to the log, which the bundle's logging.conf puts on stderr."""
+    import logging
+
+    from medkit.handlers import StatsHandler
+
+    handler = StatsHandler(name="medkit.tests.stats")
+    with caplog.at_level(logging.INFO):
+        handler.logger.info("Epoch: 1/1, Iter: 1/1 -- train_loss: 0.5000")
+    assert "train_loss: 0.5000" in caplog.text
+    assert "train_loss" not in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from ignite.engine import Engine
@@ -24,7 +25,9 @@ class StatsHandler(_MonaiStatsHandler):
 
     def __init__(self, *args: Any, name: str = "medkit.handlers.StatsHandler", **kwargs: Any) -> None:
         super().__init__(*args, name=name, **kwargs)
-        self.logger.handlers.clear()  # the stdout handler monai.apps.get_logger added
+        for handler in list(self.logger.handlers):  # the stdout handler monai.apps.get_logger added
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                self.logger.removeHandler(handler)
         self.logger.propagate = True
         self.logger.setLevel(logging.NOTSET)
 

@@ -24,8 +24,6 @@ from medkit.cli.common import (
     two_stage_settings,
 )
 
-#: the table every bundle's inference writes into ``--out``
-
 
 def _is_segmentation(bundle: str) -> bool:
     from medkit.bundle import task_type

@@ -342,6 +342,7 @@ def meta_component(bundle_root: str, key: str, **overrides: Any) -> Any:
     return parser.get_parsed_content(f"_meta_#medkit#{key}")
 
 
+from medkit.bundle import fast  # noqa: E402, F401  (config expressions: medkit.bundle.fast.use_bf16, ...)
 from medkit.bundle.archive import export_bundle  # noqa: E402  (the submodules import this module's names lazily)
 from medkit.bundle.gate import classifier_gate, two_stage_inferer  # noqa: E402
 from medkit.bundle.verify import MAX_MODEL_BYTES, verify_bundle  # noqa: E402

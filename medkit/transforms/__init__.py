@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medkit.transforms.batch import BatchAugmentation, split_batch_augmentation
 from medkit.transforms.check_inputd import CheckInputd
 from medkit.transforms.classification import ClassFromMaskd, classification_postprocessing
 from medkit.transforms.ct import (
@@ -20,6 +21,8 @@ from medkit.transforms.segmentation import RemoveSmallIslandsd, segmentation_pos
 from medkit.transforms.xray import xray_augmentation, xray_preprocessing
 
 __all__ = [
+    "BatchAugmentation",
+    "split_batch_augmentation",
     "ABDOMINAL_WINDOWS",
     "CTWindowsd",
     "FillMissingLabeld",

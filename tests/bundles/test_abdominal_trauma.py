@@ -11,7 +11,9 @@ import shutil
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
+from monai.data import list_data_collate
 
 from medkit.cli.main import cli
 from medkit.data.synthetic_ct import DEMO_INJURIES, synthetic_ct_volume, write_synthetic_rsna_demo
@@ -72,8 +74,11 @@ def test_training_is_given_the_masks(trained):
     for out in patches:
         assert list(out["image"].shape[1:]) == size and out["seg"].shape[1:] == out["image"].shape[1:]
         assert int(out["seg"].max()) >= 1  # centred on a label
-    prepare = parser.get_parsed_content("train#trainer").prepare_batch
-    assert isinstance(prepare, PrepareBatchWithSeg) and prepare.seg_only
+    prepare = parser.get_parsed_content("train#trainer").prepare_batch  # DeviceBatch around the bundle's own
+    assert isinstance(prepare.prepare_batch, PrepareBatchWithSeg) and prepare.prepare_batch.seg_only
+    inputs, targets = prepare(list_data_collate(patches), torch.device("cpu"))  # augmented as a batch, then split
+    assert inputs.shape[0] == len(patches) and targets.shape == (len(patches), 1, *size)
+    assert targets.dtype == torch.int8 and int(targets.max()) >= 1
 
 
 @pytest.mark.parametrize(

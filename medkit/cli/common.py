@@ -161,10 +161,12 @@ def ray_option(what: str, extra: str):
 
 
 def split_option(default: str, help: str):
-    """``--split`` over the bundle's patient-level split (``all``, ``training``, ``validation``, ``test``)."""
+    """``--split`` over the bundle's split (``all``, ``training``, ``validation``, ``validation_patient``, ``test``)."""
+    from medkit.data import SPLITS
+
     return click.option(
         "--split",
-        type=click.Choice(["all", "training", "validation", "test"]),
+        type=click.Choice(["all", *SPLITS[:-1]]),
         default=default,
         show_default=True,
         help=help,

@@ -54,7 +54,8 @@ BUILDERS: dict[str, Callable[..., dict]] = {
     "rsna": build_rsna_datalist,
 }
 
-SPLITS = ("training", "validation", "test", "all")
+#: the splits a datalist may hold (``validation_patient``: the random patient-level validation beside a shifted one)
+SPLITS = ("training", "validation", "validation_patient", "test", "all")
 
 
 def make_datalist(
@@ -113,9 +114,9 @@ def _check_labels(datalist: dict, class_names: Sequence[str] | None, where: str)
 
 
 def select_split(datalist: dict, split: str) -> list[dict]:
-    """Items of one split of a datalist; ``"all"`` joins training, validation and test."""
+    """Items of one split of a datalist; ``"all"`` joins every split."""
     if split not in SPLITS:
         raise MedkitError(f"unknown split '{split}', expected one of {list(SPLITS)}")
     if split == "all":
-        return [*datalist.get("training", []), *datalist.get("validation", []), *datalist.get("test", [])]
+        return [item for name in SPLITS[:-1] for item in datalist.get(name, [])]
     return list(datalist.get(split, []))

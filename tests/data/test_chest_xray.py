@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from medkit.data import build_chest_xray_datalist, class_weights, make_datalist, select_split, split_by_patient
-from medkit.data.chest_xray import patient_id
+from medkit.data.chest_xray import patient_id, series_of, split_by_series
 from medkit.errors import DatasetLayoutError, MedkitError
 
 
@@ -24,6 +24,54 @@ from medkit.errors import DatasetLayoutError, MedkitError
 )
 def test_patient_id(name, patient):
     assert patient_id(f"/x/NORMAL/{name}") == patient
+
+
+@pytest.mark.parametrize(
+    "name, series",
+    [
+        ("person12_bacteria_40.jpeg", ("person", 12)),
+        ("person12_virus_41.jpeg", ("person", 12)),
+        ("IM-0115-0001.jpeg", ("IM", 115)),
+        ("NORMAL2-IM-0381-0001.jpeg", ("NORMAL2-IM", 381)),
+        ("person447_virus_921_1.jpeg", None),
+        ("odd_name.png", None),
+    ],
+)
+def test_series_of(name, series):
+    assert series_of(f"/x/{name}") == series
+
+
+def _named(names: list[str]) -> list[dict]:
+    return [{"image": f"/d/{n}", "patient": patient_id(n), "label": int(n.startswith("person"))} for n in names]
+
+
+def test_split_by_series_holds_out_the_last_numbers_of_each_series():
+    names = [f"IM-{i:04d}-0001.jpeg" for i in range(100, 120)]
+    names += [f"NORMAL2-IM-{i:04d}-000{k}.jpeg" for i in range(500, 510) for k in (1, 2)]
+    names += [f"person{i}_bacteria_{i}.jpeg" for i in range(1, 41)] + ["odd.jpeg"]
+    rest, shifted = split_by_series(_named(names), 0.2)
+    held = {i["patient"] for i in shifted}
+    assert held == {f"IM-{i:04d}" for i in range(116, 120)} | {"NORMAL2-IM-0508", "NORMAL2-IM-0509"} | {
+        f"person{i}" for i in range(33, 41)
+    }
+    assert len(shifted) == 4 + 4 + 8 and not held & {i["patient"] for i in rest}
+    assert any(i["image"].endswith("odd.jpeg") for i in rest)
+    assert split_by_series(_named(names), 0.0)[1] == []
+    with pytest.raises(ValueError, match="fraction"):
+        split_by_series(_named(names), 1.0)
+
+
+def test_series_split_gives_a_shifted_and_a_random_validation(synthetic_cxr):
+    d = build_chest_xray_datalist(synthetic_cxr, val_fraction=0.3, seed=1, split="series")
+    sides = [{i["patient"] for i in d[k]} for k in ("training", "validation", "validation_patient")]
+    assert all(sides) and not sides[0] & sides[1] and not sides[0] & sides[2] and not sides[1] & sides[2]
+    pooled = build_chest_xray_datalist(synthetic_cxr, val_fraction=0.3, seed=1)
+    assert sorted(i["image"] for k in ("training", "validation", "validation_patient") for i in d[k]) == sorted(
+        i["image"] for k in ("training", "validation") for i in pooled[k]
+    )
+    assert len(select_split(d, "all")) == len(select_split(pooled, "all"))
+    with pytest.raises(ValueError, match="split"):
+        build_chest_xray_datalist(synthetic_cxr, split="site")
 
 
 def test_no_patient_in_two_splits(synthetic_cxr):

@@ -24,6 +24,7 @@ from monai.transforms import (
     EnsureTyped,
     RandAdjustContrastd,
     RandAffined,
+    RandCoarseDropoutd,
     RandFlipd,
     RandGaussianNoised,
     RandRotate90d,
@@ -41,6 +42,7 @@ __all__ = [
     "BatchScaleIntensity",
     "BatchShiftIntensity",
     "BatchGaussianNoise",
+    "BatchCoarseDropout",
     "split_batch_augmentation",
 ]
 
@@ -321,6 +323,55 @@ class BatchGaussianNoise(_BatchTransform):
         return batch
 
 
+class BatchCoarseDropout(_BatchTransform):
+    """Fill ``holes`` rectangles of each chosen sample with ``fill_value``, as MONAI's ``RandCoarseDropout``: each
+    side uniform in ``spatial_size``..``max_spatial_size`` pixels (``max_spatial_size`` None: ``spatial_size``),
+    the position uniform within the image."""
+
+    def __init__(
+        self,
+        keys: str | Sequence[str],
+        prob: float,
+        holes: int = 1,
+        spatial_size: int | Sequence[int] = 8,
+        max_spatial_size: int | Sequence[int] | None = None,
+        fill_value: float = 0.0,
+    ) -> None:
+        super().__init__(keys, prob)
+        self.holes = int(holes)
+        self.spatial_size = spatial_size
+        self.max_spatial_size = spatial_size if max_spatial_size is None else max_spatial_size
+        self.fill_value = float(fill_value)
+
+    @staticmethod
+    def _per_dim(value: int | Sequence[int], size: Sequence[int]) -> list[int]:
+        values = [value] * len(size) if isinstance(value, (int, float)) else list(value)
+        return [min(int(v), s) if int(v) > 0 else s for v, s in zip(values, size)]
+
+    def __call__(self, batch: Batch) -> Batch:
+        ref = _first(batch, self.keys)
+        if ref is None:
+            return batch
+        n, device, size = ref.shape[0], ref.device, tuple(ref.shape[2:])
+        low, high = self._per_dim(self.spatial_size, size), self._per_dim(self.max_spatial_size, size)
+        mask = torch.zeros(n, *size, dtype=torch.bool, device=device)
+        for _ in range(self.holes):
+            inside = torch.ones_like(mask)
+            for d, s in enumerate(size):
+                side = torch.randint(low[d], max(low[d], high[d]) + 1, (n,), device=device)
+                start = (torch.rand(n, device=device) * (s - side + 1)).floor().long()
+                coord = torch.arange(s, device=device).reshape(1, *([1] * d), s, *([1] * (len(size) - d - 1)))
+                lo = start.reshape(n, *([1] * len(size)))
+                hi = (start + side).reshape(n, *([1] * len(size)))
+                inside &= (coord >= lo) & (coord < hi)
+            mask |= inside
+        mask &= _per_sample(_draw(n, self.prob, device), mask.ndim)
+        for key in _keys_in(batch, self.keys):
+            x = batch[key]
+            batch[key] = x.masked_fill(mask.unsqueeze(1), self.fill_value)
+        return batch
+
+
 class BatchAugmentation:
     """Batch transforms applied in order to a collated batch (a dictionary of ``(N, C, *spatial)`` tensors).
 
@@ -395,6 +446,11 @@ def _batch_version(t: Any) -> Any | None:
         return BatchScaleIntensity(keys, t.prob, t.scaler.factors)
     if type(t) is RandShiftIntensityd and not t.shifter.channel_wise:
         return BatchShiftIntensity(keys, t.prob, t.shifter.offsets)
+    if type(t) is RandCoarseDropoutd:
+        d = t.dropper
+        if d.max_holes is not None or not d.dropout_holes or not isinstance(d.fill_value, (int, float)):
+            return None
+        return BatchCoarseDropout(keys, t.prob, d.holes, d.spatial_size, d.max_spatial_size, d.fill_value)
     if type(t) is RandGaussianNoised:
         g = t.rand_gaussian_noise
         return BatchGaussianNoise(keys, t.prob, g.mean, g.std, g.sample_std)

@@ -10,6 +10,7 @@ from monai.transforms import (
     HistogramNormalized,
     RandAdjustContrastd,
     RandAffined,
+    RandCoarseDropoutd,
     RandScaleIntensityd,
     Resized,
     ScaleIntensityd,
@@ -55,25 +56,65 @@ def xray_preprocessing(
     ]
 
 
-def xray_augmentation(keys: str | Sequence[str] = "image", prob: float = 0.5) -> list[Transform]:
-    """Augmentations suited to frontal radiographs: small rotation, zoom and shift, contrast and exposure.
+def xray_augmentation(
+    keys: str | Sequence[str] = "image",
+    prob: float = 0.5,
+    rotate: float = 0.17,
+    scale: float | Sequence[float] = 0.1,
+    translate: float = 8,
+    gamma: Sequence[float] = (0.8, 1.25),
+    intensity: float = 0.1,
+    intensity_prob: float | None = None,
+    erase_prob: float = 0.0,
+    erase_size: Sequence[int] = (16, 48),
+    erase_holes: int = 1,
+) -> list[Transform]:
+    """Augmentations suited to frontal radiographs: small rotation, zoom and shift, contrast and exposure, and
+    optionally random erasing.
 
-    No flips: laterality (heart on the left) is part of the anatomy.
+    No flips: laterality (heart on the left) is part of the anatomy. The defaults are the recipe the bundles shipped
+    with.
 
     Args:
         keys: keys of the images.
-        prob: probability of the geometric augmentation; the intensity ones use ``prob / 2``.
+        prob: probability of the geometric augmentation.
+        rotate: largest rotation, radians.
+        scale: largest relative zoom; MONAI's ``scale_range``: one value scales the first axis only, one value per
+            axis scales each axis by its own draw.
+        translate: largest shift, pixels, along each axis.
+        gamma: range of the contrast gamma.
+        intensity: largest relative change of exposure (intensity scale).
+        intensity_prob: probability of each intensity change; ``None``: ``prob / 2``.
+        erase_prob: probability of random erasing (``RandCoarseDropoutd``): ``erase_holes`` rectangles of zeros
+            anywhere in the image; 0 leaves it out. Covers burnt-in markers and borders at random so the network
+            cannot rely on them.
+        erase_size: smallest and largest side of an erased rectangle, pixels (each side drawn on its own).
+        erase_holes: rectangles per erased image.
     """
-    return [
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    p_intensity = prob / 2 if intensity_prob is None else float(intensity_prob)
+    chain: list[Transform] = [
         RandAffined(
             keys,
             prob=prob,
-            rotate_range=0.17,
-            scale_range=0.1,
-            translate_range=(8, 8),
+            rotate_range=float(rotate),
+            scale_range=float(scale) if isinstance(scale, (int, float)) else [float(s) for s in scale],
+            translate_range=(float(translate), float(translate)),
             padding_mode="zeros",
             mode="bilinear",
         ),
-        RandAdjustContrastd(keys, prob=prob / 2, gamma=(0.8, 1.25)),
-        RandScaleIntensityd(keys, factors=0.1, prob=prob / 2),
+        RandAdjustContrastd(keys, prob=p_intensity, gamma=(float(gamma[0]), float(gamma[1]))),
+        RandScaleIntensityd(keys, factors=float(intensity), prob=p_intensity),
     ]
+    if erase_prob > 0:
+        chain.append(
+            RandCoarseDropoutd(
+                keys,
+                holes=int(erase_holes),
+                spatial_size=int(erase_size[0]),
+                max_spatial_size=int(erase_size[1]),
+                fill_value=0.0,
+                prob=float(erase_prob),
+            )
+        )
+    return chain

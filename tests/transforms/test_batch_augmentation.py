@@ -15,6 +15,7 @@ from medkit.transforms.batch import (
     BatchAdjustContrast,
     BatchAffine,
     BatchAugmentation,
+    BatchCoarseDropout,
     BatchFlip,
     BatchGaussianNoise,
     BatchRotate90,
@@ -193,3 +194,20 @@ def test_flip_batch_version_keeps_axis_and_keys():
     (flip,) = split_batch_augmentation([RandFlipd(["image", "label"], prob=0.3, spatial_axis=1)])[1].transforms
     assert isinstance(flip, BatchFlip) and flip.keys == ["image", "label"] and flip.spatial_axis == [1]
     assert flip.prob == 0.3
+
+
+def test_random_erasing_cuts_one_rectangle_of_the_drawn_size_per_chosen_sample():
+    per_sample, batch = split_batch_augmentation(xray_augmentation(erase_prob=1.0, erase_size=(16, 48)))
+    erase = batch.transforms[-1]
+    assert per_sample == [] and isinstance(erase, BatchCoarseDropout) and erase.holes == 1
+    torch.manual_seed(0)
+    zeros = erase({"image": torch.ones(64, 1, 160, 160)})["image"] == 0
+    for z in zeros[:, 0]:
+        rows, cols = z.any(1).nonzero().flatten(), z.any(0).nonzero().flatten()
+        assert 16 <= len(rows) <= 48 and 16 <= len(cols) <= 48
+        assert rows.max() - rows.min() + 1 == len(rows) and z.sum() == len(rows) * len(cols)  # one rectangle
+    assert (
+        not BatchCoarseDropout("image", prob=0.0, spatial_size=8)({"image": torch.ones(4, 1, 32, 32)})["image"]
+        .eq(0)
+        .any()
+    )

@@ -118,6 +118,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "sw_batch_size": (1, None, True),
     "learning_rate": (0.0, None, False),
     "weight_decay": (0.0, None, True),
+    "label_smoothing": (0.0, 1.0, True),
     "cache_rate": (0.0, 1.0, True),
     "num_workers": (0, None, True),
     "train_workers": (0, None, True),

@@ -42,15 +42,28 @@ class FocalLoss(nn.Module):
 
 
 def classification_loss(
-    kind: str = "cross_entropy", weight: torch.Tensor | Sequence[float] | None = None, gamma: float = 2.0
+    kind: str = "cross_entropy",
+    weight: torch.Tensor | Sequence[float] | None = None,
+    gamma: float = 2.0,
+    label_smoothing: float = 0.0,
 ) -> nn.Module:
     """The loss a bundle config selects by name: ``"cross_entropy"`` or ``"focal"``, each with optional class weights.
 
+    ``label_smoothing`` (cross-entropy only) mixes each one-hot target with the uniform distribution by that
+    amount, so the network is not pushed to probabilities of exactly 0 and 1.
+
     Raises:
-        ValueError: unknown ``kind``.
+        ValueError: unknown ``kind``; label smoothing with the focal loss, or outside [0, 1).
     """
+    if not 0.0 <= float(label_smoothing) < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if kind == "cross_entropy":
-        return nn.CrossEntropyLoss(weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+        return nn.CrossEntropyLoss(
+            weight=None if weight is None else torch.as_tensor(weight, dtype=torch.float32),
+            label_smoothing=float(label_smoothing),
+        )
+    if label_smoothing:
+        raise ValueError("label_smoothing applies to the cross_entropy loss only")
     if kind == "focal":
         return FocalLoss(gamma=gamma, weight=weight)
     raise ValueError(f"loss kind must be 'cross_entropy' or 'focal', got '{kind}'")

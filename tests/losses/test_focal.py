@@ -36,3 +36,17 @@ def test_selection_and_errors():
         classification_loss("dice")
     with pytest.raises(ValueError, match="gamma"):
         FocalLoss(gamma=-1)
+
+
+def test_label_smoothing_mixes_the_target_with_the_uniform_distribution():
+
+    logits, target = torch.tensor([[4.0, -4.0], [0.5, 1.5]]), torch.tensor([0, 1])
+    smooth = classification_loss("cross_entropy", label_smoothing=0.2)(logits, target)
+    soft = torch.tensor([[0.9, 0.1], [0.1, 0.9]])
+    expected = -(soft * torch.log_softmax(logits, dim=1)).sum(1).mean()
+    assert torch.allclose(smooth, expected)
+    assert classification_loss("cross_entropy")(logits, target) < smooth  # confident and right: smoothing costs
+    with pytest.raises(ValueError, match="cross_entropy"):
+        classification_loss("focal", label_smoothing=0.1)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        classification_loss("cross_entropy", label_smoothing=1.0)

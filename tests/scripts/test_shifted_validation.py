@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import REPO
+
+SCRIPT = os.path.join(REPO, "scripts", "shifted_validation.py")
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+
+from shifted_validation import figures, threshold_at_recall  # noqa: E402
+
+
+def test_threshold_keeps_the_asked_sensitivity_and_figures_follow_it():
+    probs = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9, 0.95, 0.99])
+    truth = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    t = threshold_at_recall(probs, truth, 5 / 6)
+    assert t == 0.7
+    f = figures(probs, truth, t)
+    assert f["sensitivity"] == round(5 / 6, 4) and f["specificity"] == 1.0 and f["accuracy"] == 0.9
+    assert figures(probs, truth, 0.5)["specificity"] == 0.75 and f["auc"] == round(23 / 24, 4)
+
+
+def test_one_run_trains_on_the_series_split_and_reports_both_validations(tmp_path, synthetic_cxr):
+    work = tmp_path / "shift"
+    cmd = [sys.executable, SCRIPT, "--data", synthetic_cxr, "--work", str(work), "--run", "R", "--val-fraction", "0.3"]
+    cmd += ["--aug", "erase_prob=0.5", "--set", "epochs=1", "--set", "batch_size=8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    summary = json.loads((work / "R" / "summary.json").read_text())
+    meta = json.loads((work / "R" / "bundle" / "configs" / "metadata.json").read_text())
+    assert meta["medkit"]["augmentation"]["erase_prob"] == 0.5
+    datalist = json.loads((work / "series_datalist.json").read_text())
+    for split in ("validation", "validation_patient"):
+        assert summary[split]["argmax"]["n"] == len(datalist[split]) > 0
+        assert summary[split]["tuned"]["threshold"] == summary["validation"]["tuned"]["threshold"]
+    assert summary["train_s"] > 0 and (work / "R" / "models" / "model.pt").is_file()
+    assert proc.stdout.count("| R |") == 4
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)  # done: nothing is trained again
+    assert (
+        again.returncode == 0 and json.loads((work / "R" / "summary.json").read_text())["train_s"] == summary["train_s"]
+    )

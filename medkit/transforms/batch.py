@@ -259,42 +259,60 @@ class BatchAdjustContrast(_BatchTransform):
         return batch
 
 
-class BatchScaleIntensity(_BatchTransform):
-    """Multiply each chosen sample by ``1 + uniform(-factors, factors)``."""
+def _symmetric(value: float | Sequence[float]) -> tuple[float, float]:
+    """``(-v, v)`` for a number ``v``; a ``(low, high)`` pair as it is."""
+    low, high = (-float(value), float(value)) if isinstance(value, (int, float)) else value
+    return float(low), float(high)
 
-    def __init__(self, keys: str | Sequence[str], prob: float, factors: float | Sequence[float] = 0.1) -> None:
+
+class _PerSampleIntensity(_BatchTransform):
+    """One value per chosen sample, ``neutral + uniform(*value_range)`` (``neutral`` for the others), combined with
+    every voxel of the sample by ``_apply``."""
+
+    neutral = 0.0
+
+    def __init__(self, keys: str | Sequence[str], prob: float, value_range: float | Sequence[float]) -> None:
         super().__init__(keys, prob)
-        low, high = (-float(factors), float(factors)) if isinstance(factors, (int, float)) else factors
-        self.factors = (float(low), float(high))
+        self.value_range = _symmetric(value_range)
+
+    def _apply(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def __call__(self, batch: Batch) -> Batch:
         ref = _first(batch, self.keys)
         if ref is None:
             return batch
         n, device = ref.shape[0], ref.device
-        factor = torch.where(_draw(n, self.prob, device), 1.0 + _uniform((n,), *self.factors, device), 1.0)
+        drawn = self.neutral + _uniform((n,), *self.value_range, device)
+        values = torch.where(_draw(n, self.prob, device), drawn, self.neutral)
         for key in _keys_in(batch, self.keys):
-            batch[key] = batch[key] * _per_sample(factor, batch[key].ndim).to(batch[key].dtype)
+            x = batch[key]
+            batch[key] = self._apply(x, _per_sample(values, x.ndim).to(x.dtype))
         return batch
 
 
-class BatchShiftIntensity(_BatchTransform):
+class BatchScaleIntensity(_PerSampleIntensity):
+    """Multiply each chosen sample by ``1 + uniform(-factors, factors)``."""
+
+    neutral = 1.0
+
+    def __init__(self, keys: str | Sequence[str], prob: float, factors: float | Sequence[float] = 0.1) -> None:
+        super().__init__(keys, prob, factors)
+        self.factors = self.value_range
+
+    def _apply(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        return x * value
+
+
+class BatchShiftIntensity(_PerSampleIntensity):
     """Add ``uniform(-offsets, offsets)`` to each chosen sample."""
 
     def __init__(self, keys: str | Sequence[str], prob: float, offsets: float | Sequence[float] = 0.1) -> None:
-        super().__init__(keys, prob)
-        low, high = (-float(offsets), float(offsets)) if isinstance(offsets, (int, float)) else offsets
-        self.offsets = (float(low), float(high))
+        super().__init__(keys, prob, offsets)
+        self.offsets = self.value_range
 
-    def __call__(self, batch: Batch) -> Batch:
-        ref = _first(batch, self.keys)
-        if ref is None:
-            return batch
-        n, device = ref.shape[0], ref.device
-        offset = torch.where(_draw(n, self.prob, device), _uniform((n,), *self.offsets, device), 0.0)
-        for key in _keys_in(batch, self.keys):
-            batch[key] = batch[key] + _per_sample(offset, batch[key].ndim).to(batch[key].dtype)
-        return batch
+    def _apply(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        return x + value
 
 
 class BatchGaussianNoise(_BatchTransform):

@@ -100,14 +100,15 @@ def resumed(tmp_path_factory, synthetic_cxr) -> dict:
     trials; with the model files of the first two trials as they were before the resume."""
     tmp = tmp_path_factory.mktemp("tune")
     out, space = tmp / "out", _space(tmp, SPACE)
-    _tune(PNEUMONIA, out, 2, synthetic_cxr, space, epochs=1)
+    keep = optuna.pruners.NopPruner()  # the trials' states must not hang on their metrics (pruning: its own test)
+    _tune(PNEUMONIA, out, 2, synthetic_cxr, space, epochs=1, pruner=keep)
     study = optuna.load_study(study_name="medkit-tune", storage=f"sqlite:///{out / 'study.db'}")
     cut = study.ask()
     cut.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
     cut.suggest_categorical("loss_kind", ["cross_entropy", "focal"])  # the trial a kill cut short
     models = {n: os.stat(out / "trials" / f"{n:03d}" / "models" / "model.pt").st_mtime_ns for n in (0, 1)}
     lines = []
-    best = _tune(PNEUMONIA, out, 3, synthetic_cxr, space, epochs=1, on_trial=lines.append)
+    best = _tune(PNEUMONIA, out, 3, synthetic_cxr, space, epochs=1, on_trial=lines.append, pruner=keep)
     return {"out": out, "best": best, "models": models, "cut": cut.params, "ran": lines, "data": synthetic_cxr}
 
 

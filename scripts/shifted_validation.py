@@ -1,9 +1,13 @@
 """One training run of an X-ray classifier bundle judged on a shifted validation and on a random one.
 
-The pneumonia bundle's datalist with ``split="series"`` (``medkit.data.chest_xray.split_by_series``) holds out the
-last patients of each of the Kermany file-naming series (``IM-``, ``NORMAL2-IM-``, ``person``) as ``validation``, a
-validation that resembles a later period of acquisition, and a random patient-level ``validation_patient`` of the
-same size; training is the rest. The run chooses its checkpoint on the shifted validation and reports both.
+The pneumonia bundle's datalist holds out a shifted ``validation`` and a random patient-level
+``validation_patient`` of the same size; training is the rest. Two shifts (``--validation``):
+* ``traits`` (default; ``medkit.data.chest_xray.split_by_traits``): for each class, the patients whose acquisition
+  traits (border, black framing, corner markers, saturation) look most like the other class's, the way another
+  hospital's normal radiographs may be framed like this set's pneumonia ones;
+* ``series`` (``split_by_series``): the last patients of each Kermany file-naming series (``IM-``,
+  ``NORMAL2-IM-``, ``person``), a later period of acquisition.
+The run chooses its checkpoint on the shifted validation and reports both.
 
 A run is named (``--run``) and lives in ``WORK/<run>``: a copy of the bundle whose metadata takes the run's
 augmentation (``--aug key=value``: arguments of ``medkit.transforms.xray_augmentation``) and input size
@@ -14,8 +18,8 @@ specificity at the argmax and at the threshold chosen on the shifted validation 
 its sensitivity at ``--recall``), and the wall time of the training.
 
 Usage:
-  python scripts/shifted_validation.py --data ../shared/data/chest_xray --work runs/shift --run E0
-  python scripts/shifted_validation.py --data ../shared/data/chest_xray --work runs/shift --run E1 \\
+  python scripts/shifted_validation.py --data ../shared/data/chest_xray --work runs/shift --run T0
+  python scripts/shifted_validation.py --data ../shared/data/chest_xray --work runs/shift --run T1 \\
       --aug erase_prob=0.5 --aug "scale=[0.2,0.2]" --set epochs=20
 """
 
@@ -54,17 +58,15 @@ def _pairs(pairs: list[str]) -> dict:
     return out
 
 
-def series_datalist(bundle: str, data: str, out: str, val_fraction: float, seed: int) -> dict:
-    """The series-split datalist of ``data`` (written once to ``out``; read back after)."""
+def shifted_datalist(bundle: str, data: str, out: str, val_fraction: float, seed: int, kind: str) -> dict:
+    """The datalist of ``data`` with a shifted validation of ``kind`` (written once to ``out``; read back after)."""
     from medkit.bundle import load_metadata
     from medkit.data import build_chest_xray_datalist
     from medkit.io.atomic import write_json_atomic
 
     if not os.path.isfile(out):
         accepts = load_metadata(bundle).get("medkit", {}).get("accepts")
-        datalist = build_chest_xray_datalist(
-            data, val_fraction=val_fraction, seed=seed, accepts=accepts, split="series"
-        )
+        datalist = build_chest_xray_datalist(data, val_fraction=val_fraction, seed=seed, accepts=accepts, split=kind)
         write_json_atomic(datalist, out)
     with open(out) as f:
         return json.load(f)
@@ -137,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aug", action="append", default=[], help="xray_augmentation argument key=value")
     parser.add_argument("--size", type=int, default=None, help="input side in pixels (default: the bundle's)")
     parser.add_argument("--set", action="append", default=[], help="train.json setting id=value")
+    parser.add_argument(
+        "--validation",
+        choices=("series", "traits"),
+        default="traits",
+        help="the shifted validation: the last patients of each naming series, or those whose acquisition traits "
+        "point to the other class (medkit.data.chest_xray.split_by_traits)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random patient split")
     parser.add_argument("--recall", type=float, default=0.98, help="sensitivity kept by the tuned threshold")
@@ -145,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     medkit = os.path.join(os.path.dirname(sys.executable), "medkit")
     run_dir = os.path.abspath(os.path.join(args.work, args.run))
     os.makedirs(run_dir, exist_ok=True)
-    datalist = os.path.abspath(os.path.join(args.work, "series_datalist.json"))
-    lists = series_datalist(args.bundle, args.data, datalist, args.val_fraction, args.seed)
+    datalist = os.path.abspath(os.path.join(args.work, f"{args.validation}_datalist.json"))
+    lists = shifted_datalist(args.bundle, args.data, datalist, args.val_fraction, args.seed, args.validation)
     bundle = os.path.join(run_dir, "bundle")
     prepare_bundle(args.bundle, bundle, _pairs(args.aug), args.size)
     sets = [f"--set={s}" for s in args.set]

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from medkit.data import build_chest_xray_datalist, class_weights, make_datalist, select_split, split_by_patient
-from medkit.data.chest_xray import patient_id, series_of, split_by_series
+from medkit.data.chest_xray import acquisition_traits, patient_id, series_of, split_by_series, split_by_traits
 from medkit.errors import DatasetLayoutError, MedkitError
 
 
@@ -59,6 +59,25 @@ def test_split_by_series_holds_out_the_last_numbers_of_each_series():
     assert split_by_series(_named(names), 0.0)[1] == []
     with pytest.raises(ValueError, match="fraction"):
         split_by_series(_named(names), 1.0)
+
+
+def test_trait_split_holds_out_the_images_framed_like_the_other_class():
+    rng = np.random.default_rng(0)
+
+    def radiograph(black_border: bool) -> np.ndarray:
+        image = rng.uniform(0.3, 0.9, (64, 64)).astype(np.float32)
+        if black_border:
+            image[:6], image[-6:], image[:, :6], image[:, -6:] = 0, 0, 0, 0
+        return image
+
+    # normals mostly framed in black, pneumonia mostly not; 3 of each the other way round
+    framed = {f"IM-{i:04d}": i >= 3 for i in range(20)} | {f"person{i}": i < 3 for i in range(20)}
+    images = {p: radiograph(b) for p, b in framed.items()}
+    items = [{"image": p, "patient": p, "label": int(p.startswith("person"))} for p in framed]
+    rest, shifted, scores = split_by_traits(items, 0.15, read=lambda path: (images[path], {}))
+    assert {i["patient"] for i in shifted} == {"IM-0000", "IM-0001", "IM-0002", "person0", "person1", "person2"}
+    assert len(rest) == 34 and scores.shape == (40,)
+    assert acquisition_traits(images["IM-0010"])[2] > 0.9 > 0.1 > acquisition_traits(images["person10"])[2]
 
 
 def test_series_split_gives_a_shifted_and_a_random_validation(synthetic_cxr):

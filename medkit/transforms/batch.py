@@ -79,6 +79,13 @@ class _BatchTransform:
             raise ValueError(f"{type(self).__name__}: prob {prob} is not in [0, 1]")
         self.prob = float(prob)
 
+    def __call__(self, batch: Batch) -> Batch:
+        ref = _first(batch, self.keys)  # the first of the keys in the batch: its size, device and sample count
+        return batch if ref is None else self._transform(batch, ref)
+
+    def _transform(self, batch: Batch, ref: torch.Tensor) -> Batch:
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
@@ -92,10 +99,7 @@ class BatchFlip(_BatchTransform):
         axes = [spatial_axis] if isinstance(spatial_axis, int) else list(spatial_axis)
         self.spatial_axis = [int(a) for a in axes]
 
-    def __call__(self, batch: Batch) -> Batch:
-        ref = _first(batch, self.keys)
-        if ref is None:
-            return batch
+    def _transform(self, batch: Batch, ref: torch.Tensor) -> Batch:
         chosen = _per_sample(_draw(ref.shape[0], self.prob, ref.device), ref.ndim)
         dims = [2 + a for a in self.spatial_axis]
         for key in _keys_in(batch, self.keys):
@@ -114,10 +118,7 @@ class BatchRotate90(_BatchTransform):
         self.max_k = int(max_k)
         self.spatial_axes = tuple(int(a) for a in spatial_axes)
 
-    def __call__(self, batch: Batch) -> Batch:
-        ref = _first(batch, self.keys)
-        if ref is None:
-            return batch
+    def _transform(self, batch: Batch, ref: torch.Tensor) -> Batch:
         n, device = ref.shape[0], ref.device
         dims = tuple(2 + a for a in self.spatial_axes)
         if ref.shape[dims[0]] != ref.shape[dims[1]]:
@@ -210,10 +211,7 @@ class BatchAffine(_BatchTransform):
         angles = draw(self.rotate_range, 1 if d == 2 else 3, 0.0)
         return affine_matrices(angles, draw(self.scale_range, d, 1.0), draw(self.translate_range, d, 0.0), size)
 
-    def __call__(self, batch: Batch) -> Batch:
-        ref = _first(batch, self.keys)
-        if ref is None:
-            return batch
+    def _transform(self, batch: Batch, ref: torch.Tensor) -> Batch:
         n, device, size = ref.shape[0], ref.device, tuple(ref.shape[2:])
         chosen = _draw(n, self.prob, device)
         pick = chosen.nonzero().flatten()
@@ -242,10 +240,7 @@ class BatchAdjustContrast(_BatchTransform):
         super().__init__(keys, prob)
         self.gamma = (float(gamma[0]), float(gamma[1]))
 
-    def __call__(self, batch: Batch) -> Batch:
-        ref = _first(batch, self.keys)
-        if ref is None:
-            return batch
+    def _transform(self, batch: Batch, ref: torch.Tensor) -> Batch:
         n, device = ref.shape[0], ref.device
         chosen = _draw(n, self.prob, device)
         gamma = torch.where(chosen, _uniform((n,), *self.gamma, device), 1.0)
@@ -278,10 +273,7 @@ class _PerSampleIntensity(_BatchTransform):
     def _apply(self, x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def __call__(self, batch: Batch) -> Batch:
-        ref = _first(batch, self.keys)
-        if ref is None:
-            return batch
+    def _transform(self, batch: Batch, ref: torch.Tensor) -> Batch:
         n, device = ref.shape[0], ref.device
         drawn = self.neutral + _uniform((n,), *self.value_range, device)
         values = torch.where(_draw(n, self.prob, device), drawn, self.neutral)
@@ -325,10 +317,7 @@ class BatchGaussianNoise(_BatchTransform):
         super().__init__(keys, prob)
         self.mean, self.std, self.sample_std = float(mean), float(std), bool(sample_std)
 
-    def __call__(self, batch: Batch) -> Batch:
-        ref = _first(batch, self.keys)
-        if ref is None:
-            return batch
+    def _transform(self, batch: Batch, ref: torch.Tensor) -> Batch:
         n, device = ref.shape[0], ref.device
         chosen = _draw(n, self.prob, device)
         std = _uniform((n,), 0.0, self.std, device) if self.sample_std else torch.full((n,), self.std, device=device)
@@ -366,10 +355,7 @@ class BatchCoarseDropout(_BatchTransform):
         values = [value] * len(size) if isinstance(value, (int, float)) else list(value)
         return [min(int(v), s) if int(v) > 0 else s for v, s in zip(values, size)]
 
-    def __call__(self, batch: Batch) -> Batch:
-        ref = _first(batch, self.keys)
-        if ref is None:
-            return batch
+    def _transform(self, batch: Batch, ref: torch.Tensor) -> Batch:
         n, device, size = ref.shape[0], ref.device, tuple(ref.shape[2:])
         low, high = self._per_dim(self.spatial_size, size), self._per_dim(self.max_spatial_size, size)
         mask = torch.zeros(n, *size, dtype=torch.bool, device=device)

@@ -25,16 +25,17 @@ def test_threshold_keeps_the_asked_sensitivity_and_figures_follow_it():
     assert figures(probs, truth, 0.5)["specificity"] == 0.75 and f["auc"] == round(23 / 24, 4)
 
 
-def test_one_run_trains_on_the_series_split_and_reports_both_validations(tmp_path, synthetic_cxr):
+def test_one_run_trains_on_the_trait_split_and_reports_both_validations(tmp_path, synthetic_cxr):
     work = tmp_path / "shift"
     cmd = [sys.executable, SCRIPT, "--data", synthetic_cxr, "--work", str(work), "--run", "R", "--val-fraction", "0.3"]
-    cmd += ["--aug", "erase_prob=0.5", "--set", "epochs=1", "--set", "batch_size=8"]
+    cmd += ["--validation", "traits", "--aug", "erase_prob=0.5", "--set", "epochs=1", "--set", "batch_size=8"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     summary = json.loads((work / "R" / "summary.json").read_text())
     meta = json.loads((work / "R" / "bundle" / "configs" / "metadata.json").read_text())
     assert meta["medkit"]["augmentation"]["erase_prob"] == 0.5
-    datalist = json.loads((work / "series_datalist.json").read_text())
+    datalist = json.loads((work / "traits_datalist.json").read_text())
+    assert all("trait_score" in item for item in datalist["training"])
     for split in ("validation", "validation_patient"):
         assert summary[split]["argmax"]["n"] == len(datalist[split]) > 0
         assert summary[split]["tuned"]["threshold"] == summary["validation"]["tuned"]["threshold"]

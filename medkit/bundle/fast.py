@@ -22,10 +22,8 @@ import torch
 
 from medkit.errors import MedkitError
 
-__all__ = ["FAST_SETTINGS", "cpu_has_bf16", "use_bf16", "use_channels_last", "memory_format"]
+__all__ = ["cpu_has_bf16", "use_bf16", "use_channels_last", "memory_format"]
 
-#: the settings resolved here and the values they accept
-FAST_SETTINGS = ("bf16_cpu", "channels_last")
 _CHOICES = (True, False, "auto")
 
 

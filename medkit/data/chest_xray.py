@@ -24,7 +24,8 @@ __all__ = [
     "build_chest_xray_datalist",
 ]
 
-#: how the validation set is chosen: at random by patient, or the last acquisitions of each naming series
+#: how the validation set is chosen: at random by patient, the last patients of each naming series, or the
+#: patients whose acquisition traits look like the other class (``split_by_series``, ``split_by_traits``)
 VALIDATION_KINDS = ("patient", "series", "traits")
 #: names of ``acquisition_traits``' values
 TRAITS = ("border_mean", "border_std", "border_black", "corner_p99", "corner_mean", "white")

@@ -10,7 +10,8 @@ The pneumonia bundle's datalist holds out a shifted ``validation`` and a random 
 The run chooses its checkpoint on the shifted validation and reports both.
 
 A run is named (``--run``) and lives in ``WORK/<run>``: a copy of the bundle whose metadata takes the run's
-augmentation (``--aug key=value``: arguments of ``medkit.transforms.xray_augmentation``) and input size
+augmentation (``--aug key=value``: arguments of ``medkit.transforms.xray_augmentation``), preprocessing (``--pre
+key=value``: arguments of ``xray_preprocessing``, e.g. ``equalize=true``, ``crop_margin=0.08``) and input size
 (``--size N``), trained with ``medkit train --datalist`` and ``--set`` settings, then evaluated with ``medkit
 evaluate`` on both validations. It resumes a killed run (``--resume``) and skips what is done, so a list of runs
 can be run across sessions. For each validation it writes and prints the ROC AUC, accuracy, sensitivity and
@@ -72,8 +73,9 @@ def shifted_datalist(bundle: str, data: str, out: str, val_fraction: float, seed
         return json.load(f)
 
 
-def prepare_bundle(bundle: str, target: str, aug: dict, size: int | None) -> None:
-    """Copy ``bundle`` to ``target`` (configs, metadata; not the shipped weights) with the run's augmentation."""
+def prepare_bundle(bundle: str, target: str, aug: dict, size: int | None, pre: dict | None = None) -> None:
+    """Copy ``bundle`` to ``target`` (configs, metadata; not the shipped weights) with the run's augmentation and
+    preprocessing arguments."""
     from medkit.io.atomic import write_json_atomic
 
     if not os.path.isdir(target):
@@ -84,6 +86,7 @@ def prepare_bundle(bundle: str, target: str, aug: dict, size: int | None) -> Non
     augmentation = {k: v for k, v in meta["medkit"]["augmentation"].items() if k in ("_target_", "keys")}
     augmentation.update(aug)
     meta["medkit"]["augmentation"] = augmentation
+    meta["medkit"]["preprocessing"].update(pre or {})
     if size:
         meta["network_data_format"]["inputs"]["image"]["spatial_shape"] = [int(size), int(size)]
     write_json_atomic(meta, path)
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", required=True, help="folder of the runs")
     parser.add_argument("--run", required=True, help="name of this run (its folder under --work)")
     parser.add_argument("--aug", action="append", default=[], help="xray_augmentation argument key=value")
+    parser.add_argument("--pre", action="append", default=[], help="xray_preprocessing argument key=value")
     parser.add_argument("--size", type=int, default=None, help="input side in pixels (default: the bundle's)")
     parser.add_argument("--set", action="append", default=[], help="train.json setting id=value")
     parser.add_argument(
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     datalist = os.path.abspath(os.path.join(args.work, f"{args.validation}_datalist.json"))
     lists = shifted_datalist(args.bundle, args.data, datalist, args.val_fraction, args.seed, args.validation)
     bundle = os.path.join(run_dir, "bundle")
-    prepare_bundle(args.bundle, bundle, _pairs(args.aug), args.size)
+    prepare_bundle(args.bundle, bundle, _pairs(args.aug), args.size, _pairs(args.pre))
     sets = [f"--set={s}" for s in args.set]
     model = os.path.join(run_dir, "models", "model.pt")
     log = os.path.join(run_dir, "log.txt")
@@ -167,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         resume = ["--resume"] if os.path.isfile(os.path.join(run_dir, "models", "checkpoint_last.pt")) else []
         cmd = [medkit, "train", bundle, "--datalist", datalist, "--out", run_dir, *resume, *sets]
         summary.update(
-            run=args.run, aug=_pairs(args.aug), size=args.size, settings=_pairs(args.set), command=" ".join(cmd[1:])
+            run=args.run,
+            aug=_pairs(args.aug),
+            pre=_pairs(args.pre),
+            size=args.size,
+            settings=_pairs(args.set),
+            command=" ".join(cmd[1:]),
         )
         summary["train_s"] = round(summary.get("train_s", 0) + _run(cmd + (["--overwrite"] if not resume else []), log))
         json.dump(summary, open(summary_path, "w"), indent=2)

@@ -18,7 +18,7 @@ from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadWithReaderd, LoadXRayd
 from medkit.transforms.mri import mri_slice_augmentation, mri_slice_preprocessing, segmentation_augmentation
 from medkit.transforms.segmentation import RemoveSmallIslandsd, segmentation_postprocessing
-from medkit.transforms.xray import xray_augmentation, xray_preprocessing
+from medkit.transforms.xray import CropMargind, xray_augmentation, xray_preprocessing
 
 __all__ = [
     "BatchAugmentation",
@@ -34,6 +34,7 @@ __all__ = [
     "CheckInputd",
     "LoadWithReaderd",
     "LoadXRayd",
+    "CropMargind",
     "xray_preprocessing",
     "xray_augmentation",
     "mri_slice_preprocessing",

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from monai.config import KeysCollection
 from monai.transforms import (
     EnsureTyped,
     HistogramNormalized,
+    MapTransform,
     RandAdjustContrastd,
     RandAffined,
     RandCoarseDropoutd,
@@ -21,7 +23,34 @@ from medkit.transforms.check_inputd import CheckInputd
 from medkit.transforms.keep_pathd import KeepPathd
 from medkit.transforms.load_xrayd import LoadXRayd
 
-__all__ = ["xray_preprocessing", "xray_augmentation"]
+__all__ = ["CropMargind", "xray_preprocessing", "xray_augmentation"]
+
+
+class CropMargind(MapTransform):
+    """Cut the same share of the rows and of the columns off each edge of channel-first 2D images.
+
+    The edges of a radiograph carry the acquisition more than the patient: collimation, black framing, burnt-in
+    side markers and text. Cutting them at training and at inference alike keeps the network from using them.
+
+    Args:
+        keys: keys of the images (``(C, H, W)``).
+        fraction: share of each side cut off each edge, in ``[0, 0.5)``; 0 leaves the image as it is.
+    """
+
+    def __init__(self, keys: KeysCollection, fraction: float, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if not 0.0 <= float(fraction) < 0.5:
+            raise ValueError(f"crop_margin must be in [0, 0.5), got {fraction}")
+        self.fraction = float(fraction)
+
+    def __call__(self, data):
+        d = dict(data)
+        for key in self.key_iterator(d):
+            image = d[key]
+            rows, cols = image.shape[-2:]
+            r, c = int(round(rows * self.fraction)), int(round(cols * self.fraction))
+            d[key] = image[..., r : rows - r, c : cols - c]
+        return d
 
 
 def xray_preprocessing(
@@ -29,8 +58,10 @@ def xray_preprocessing(
     spatial_size: Sequence[int] = (160, 160),
     equalize: bool = False,
     accepts: Mapping[str, Any] | None = None,
+    crop_margin: float = 0.0,
 ) -> list[Transform]:
-    """Keep each path under ``<key>_path``, load (PNG/JPEG/DICOM), check, scale each image to ``[0, 1]``, resize.
+    """Keep each path under ``<key>_path``, load (PNG/JPEG/DICOM), check, optionally cut the margins
+    (``CropMargind``), scale each image to ``[0, 1]``, resize.
 
     Args:
         keys: keys of the image paths.
@@ -38,6 +69,7 @@ def xray_preprocessing(
         equalize: histogram-equalize each image (MONAI's ``HistogramNormalized``, 256 bins) before scaling.
         accepts: what the bundle accepts (its ``medkit.accepts``): an image outside it fails by name
             (``CheckInputd``); ``None``: no check.
+        crop_margin: share of the rows and of the columns cut off each edge before the resize (``CropMargind``).
 
     Returns:
         list of dictionary transforms; deterministic, hence cacheable by ``CacheDataset``.
@@ -49,6 +81,7 @@ def xray_preprocessing(
         KeepPathd(keys),
         LoadXRayd(keys),
         *([CheckInputd(keys, accepts)] if accepts else []),
+        *([CropMargind(keys, crop_margin)] if crop_margin else []),
         *([HistogramNormalized(keys, num_bins=256, min=0.0, max=1.0)] if equalize else []),
         ScaleIntensityd(keys, minv=0.0, maxv=1.0),
         Resized(keys, spatial_size=[int(s) for s in spatial_size], mode="area"),

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from monai.transforms import Compose
 from PIL import Image
 
-from medkit.transforms import xray_augmentation, xray_preprocessing
+from medkit.transforms import CropMargind, xray_augmentation, xray_preprocessing
 
 
 def _write(tmp_path, arr) -> str:
@@ -37,6 +38,24 @@ def test_equalization_flattens_the_histogram(tmp_path):
     assert np.std(equal) > 2 * np.std(plain)
     # the order of intensities is kept
     assert np.corrcoef(np.argsort(np.argsort(plain)), np.argsort(np.argsort(equal)))[0, 1] > 0.95
+
+
+def test_crop_margin_removes_the_framing(tmp_path):
+    # a bright burnt-in marker in a corner and a black frame around a mid-grey patient
+    arr = np.zeros((100, 80), dtype=np.uint8)
+    arr[10:90, 8:72] = 120
+    arr[2:6, 2:6] = 255
+    out = Compose(xray_preprocessing(spatial_size=(40, 40), crop_margin=0.1))({"image": _write(tmp_path, arr)})
+    image = out["image"]
+    assert tuple(image.shape) == (1, 40, 40) and out["image_path"].endswith("x.png")
+    # 10 rows and 8 columns cut off each edge: no marker, no frame; a flat image scales to zeros
+    assert float(image.max()) == 0.0
+    cut = CropMargind("image", 0.25)({"image": torch.arange(64.0).reshape(1, 8, 8)})["image"]
+    assert cut.tolist() == [
+        [[18.0, 19.0, 20.0, 21.0], [26.0, 27.0, 28.0, 29.0], [34.0, 35.0, 36.0, 37.0], [42.0, 43.0, 44.0, 45.0]]
+    ]
+    with pytest.raises(ValueError, match="crop_margin must be in"):
+        CropMargind("image", 0.5)
 
 
 def test_augmentation_keeps_shape():

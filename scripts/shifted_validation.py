@@ -15,8 +15,9 @@ key=value``: arguments of ``xray_preprocessing``, e.g. ``equalize=true``, ``crop
 (``--size N``), trained with ``medkit train --datalist`` and ``--set`` settings, then evaluated with ``medkit
 evaluate`` on both validations. It resumes a killed run (``--resume``) and skips what is done, so a list of runs
 can be run across sessions. For each validation it writes and prints the ROC AUC, accuracy, sensitivity and
-specificity at the argmax and at the threshold chosen on the shifted validation (the largest threshold keeping
-its sensitivity at ``--recall``), and the wall time of the training.
+specificity at the argmax and at two thresholds chosen on the shifted validation (``tuned``: the largest keeping
+its sensitivity at ``--recall``; ``balanced``: the largest sensitivity + specificity), and the wall time of the
+training.
 
 Usage:
   python scripts/shifted_validation.py --data ../shared/data/chest_xray --work runs/shift --run T0
@@ -133,6 +134,17 @@ def threshold_at_recall(probs: np.ndarray, truth: np.ndarray, recall: float) -> 
     return float(positives[min(k, len(positives) - 1)])
 
 
+def threshold_balanced(probs: np.ndarray, truth: np.ndarray) -> float:
+    """The threshold with the largest sensitivity + specificity (Youden's J) on (probs, truth); of equal ones the
+    middle of the widest run, so it does not sit on a validation image's probability."""
+    candidates = np.unique(np.concatenate([[0.0, 1.0], probs]))
+    mids = (candidates[:-1] + candidates[1:]) / 2
+    pos, neg = truth == 1, truth == 0
+    j = np.array([(probs[pos] >= t).mean() + (probs[neg] < t).mean() for t in mids])
+    best = np.flatnonzero(j >= j.max() - 1e-12)
+    return float(mids[best[len(best) // 2]])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default=os.path.join(ROOT, "bundles", "pneumonia"))
@@ -161,12 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     datalist = os.path.abspath(os.path.join(args.work, f"{args.validation}_datalist.json"))
     lists = shifted_datalist(args.bundle, args.data, datalist, args.val_fraction, args.seed, args.validation)
     bundle = os.path.join(run_dir, "bundle")
-    prepare_bundle(args.bundle, bundle, _pairs(args.aug), args.size, _pairs(args.pre))
-    sets = [f"--set={s}" for s in args.set]
     model = os.path.join(run_dir, "models", "model.pt")
     log = os.path.join(run_dir, "log.txt")
     summary_path = os.path.join(run_dir, "summary.json")
     summary = json.load(open(summary_path)) if os.path.isfile(summary_path) else {}
+    if "train_s" in summary:  # a trained run keeps the recipe it was trained with, whatever this call says
+        recipe = (summary.get("aug", {}), summary.get("size"), summary.get("pre", {}))
+    else:
+        recipe = (_pairs(args.aug), args.size, _pairs(args.pre))
+    prepare_bundle(args.bundle, bundle, *recipe)
+    sets = [f"--set={s}" for s in args.set]
     if "train_s" not in summary:
         resume = ["--resume"] if os.path.isfile(os.path.join(run_dir, "models", "checkpoint_last.pt")) else []
         cmd = [medkit, "train", bundle, "--datalist", datalist, "--out", run_dir, *resume, *sets]
@@ -188,13 +204,17 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [medkit, "evaluate", bundle, "--data", args.data, "--checkpoint", model, "--split", split]
             _run(cmd + ["--out", out, f"--set=datalist_file={datalist}"], log)
         preds[split] = read_predictions(csv_path)
-    tuned = threshold_at_recall(*preds["validation"], args.recall)
+    rules = {
+        "argmax": 0.5,
+        "tuned": threshold_at_recall(*preds["validation"], args.recall),
+        "balanced": threshold_balanced(*preds["validation"]),
+    }
     for split in SPLITS:
-        summary[split] = {"argmax": figures(*preds[split], 0.5), "tuned": figures(*preds[split], tuned)}
+        summary[split] = {rule: figures(*preds[split], t) for rule, t in rules.items()}
     summary["images"] = {k: len(lists[k]) for k in ("training", *SPLITS)}
     json.dump(summary, open(summary_path, "w"), indent=2)
     for split in SPLITS:
-        for rule in ("argmax", "tuned"):
+        for rule in rules:
             f = summary[split][rule]
             print(
                 f"| {args.run} | {split} | {rule} | {f['auc']} | {f['accuracy']} | {f['sensitivity']} | "

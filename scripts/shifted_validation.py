@@ -127,24 +127,6 @@ def figures(probs: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
     }
 
 
-def threshold_at_recall(probs: np.ndarray, truth: np.ndarray, recall: float) -> float:
-    """The largest threshold whose sensitivity on (probs, truth) is at least ``recall``."""
-    positives = np.sort(probs[truth == 1])
-    k = int(np.floor((1 - recall) * len(positives) + 1e-9))
-    return float(positives[min(k, len(positives) - 1)])
-
-
-def threshold_balanced(probs: np.ndarray, truth: np.ndarray) -> float:
-    """The threshold with the largest sensitivity + specificity (Youden's J) on (probs, truth); of equal ones the
-    middle of the widest run, so it does not sit on a validation image's probability."""
-    candidates = np.unique(np.concatenate([[0.0, 1.0], probs]))
-    mids = (candidates[:-1] + candidates[1:]) / 2
-    pos, neg = truth == 1, truth == 0
-    j = np.array([(probs[pos] >= t).mean() + (probs[neg] < t).mean() for t in mids])
-    best = np.flatnonzero(j >= j.max() - 1e-12)
-    return float(mids[best[len(best) // 2]])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default=os.path.join(ROOT, "bundles", "pneumonia"))
@@ -204,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             cmd = [medkit, "evaluate", bundle, "--data", args.data, "--checkpoint", model, "--split", split]
             _run(cmd + ["--out", out, f"--set=datalist_file={datalist}"], log)
         preds[split] = read_predictions(csv_path)
+    from medkit.metrics.classification import threshold_balanced, threshold_for_recall
+
     rules = {
         "argmax": 0.5,
-        "tuned": threshold_at_recall(*preds["validation"], args.recall),
+        "tuned": threshold_for_recall(*preds["validation"], args.recall),
         "balanced": threshold_balanced(*preds["validation"]),
     }
     for split in SPLITS:

@@ -17,6 +17,8 @@ __all__ = [
     "stack_means",
     "stack_scores",
     "stack_windows_marked",
+    "threshold_balanced",
+    "threshold_for_recall",
 ]
 
 
@@ -168,6 +170,31 @@ def threshold_for_recall(scores: Sequence[float], truth: Sequence[int], recall: 
     lowest_kept = positives[k - 1]
     below = scores_a[scores_a < lowest_kept]
     return float((lowest_kept + below.max()) / 2) if below.size else float(lowest_kept)
+
+
+def threshold_balanced(scores: Sequence[float], truth: Sequence[int]) -> float:
+    """The threshold on ``scores`` with the largest sensitivity + specificity (Youden's J; ``score >= threshold`` is
+    positive), for a validation unlike the training data, where the prior a recall target encodes may not hold.
+
+    Every midpoint between neighbouring distinct scores is a candidate, so the threshold does not sit on a case; of
+    equally good ones, the middle one (in score order) is taken.
+
+    Raises:
+        ValueError: ``truth`` lacks positives or negatives.
+    """
+    scores_a, truth_a = _check(np.asarray(scores, dtype=np.float64), np.asarray(truth).astype(bool))
+    if truth_a.all() or not truth_a.any():
+        raise ValueError("a balanced threshold needs positive and negative cases")
+    values = np.unique(scores_a)
+    if values.size == 1:
+        return float(values[0])
+    mids = (values[:-1] + values[1:]) / 2
+    pos, neg = np.sort(scores_a[truth_a]), np.sort(scores_a[~truth_a])
+    sensitivity = 1.0 - np.searchsorted(pos, mids, side="left") / pos.size  # share of positives >= mid
+    specificity = np.searchsorted(neg, mids, side="left") / neg.size  # share of negatives < mid
+    j = sensitivity + specificity
+    best = np.flatnonzero(j >= j.max() - 1e-12)
+    return float(mids[best[len(best) // 2]])
 
 
 def slice_mean(values: Sequence[float], window: int) -> np.ndarray:

@@ -194,3 +194,19 @@ def test_progress_bar_only_on_a_terminal(monkeypatch, tty):
     attach_progress(engine, "infer")
     engine.run(range(3), max_epochs=1)
     assert ("infer" in stream.getvalue()) == tty  # a log file or pipe gets no carriage-return bar
+
+
+def test_threshold_balanced_is_written_and_excludes_a_recall_target(pneumonia_bundle, synthetic_cxr, tmp_path):
+    import json
+    import shutil
+
+    bundle = str(tmp_path / "pneumonia")
+    shutil.copytree(pneumonia_bundle, bundle, ignore=shutil.ignore_patterns("runs"))
+    both = CliRunner().invoke(cli, ["threshold", bundle, "--data", synthetic_cxr, "--balanced", "--recall", "0.9"])
+    assert _one_line_error(both).startswith("Error: --balanced and --recall choose the threshold in two different ways")
+    result = CliRunner().invoke(cli, ["threshold", bundle, "--data", synthetic_cxr, "--balanced", "--write"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("threshold "))
+    assert line.endswith("(largest sensitivity + specificity)")
+    written = json.loads((tmp_path / "pneumonia" / "configs" / "metadata.json").read_text())["medkit"]["threshold"]
+    assert float(line.split()[1]) == written and 0.0 <= written <= 1.0

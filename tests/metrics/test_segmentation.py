@@ -6,7 +6,7 @@ import torch
 from monai.metrics import DiceMetric
 
 from medkit.metrics import dice_from_counts, segmentation_report
-from medkit.metrics.classification import classification_report, threshold_for_recall
+from medkit.metrics.classification import classification_report, threshold_balanced, threshold_for_recall
 from medkit.metrics.segmentation import dice_counts
 
 
@@ -62,3 +62,14 @@ def test_threshold_for_recall():
     assert classification_report(probs, truth, ["no", "yes"], t_all)["sensitivity"] == 1.0
     with pytest.raises(ValueError):
         threshold_for_recall(scores, [0] * 8, 0.9)
+
+
+def test_threshold_balanced():
+    # negatives 0.1 0.2 0.5, positives 0.4 0.8 0.9: sensitivity + specificity is 1 + 2/3 between 0.2 and 0.4 and
+    # between 0.5 and 0.8, 2/3 + 2/3 between 0.4 and 0.5: of the two best, the middle one in score order (upper)
+    scores, truth = [0.1, 0.2, 0.5, 0.4, 0.8, 0.9], [0, 0, 0, 1, 1, 1]
+    assert abs(threshold_balanced(scores, truth) - 0.65) < 1e-12
+    # a clean separation: the midpoint of the gap
+    assert abs(threshold_balanced([0.1, 0.3, 0.7, 0.9], [0, 0, 1, 1]) - 0.5) < 1e-12
+    with pytest.raises(ValueError, match="positive and negative"):
+        threshold_balanced([0.2, 0.4], [1, 1])

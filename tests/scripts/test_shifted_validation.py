@@ -7,24 +7,24 @@ import sys
 
 import numpy as np
 
+from medkit.metrics.classification import threshold_balanced, threshold_for_recall
 from tests.conftest import REPO
 
 SCRIPT = os.path.join(REPO, "scripts", "shifted_validation.py")
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-from shifted_validation import figures, threshold_at_recall, threshold_balanced  # noqa: E402
+from shifted_validation import figures  # noqa: E402
 
 
 def test_threshold_keeps_the_asked_sensitivity_and_figures_follow_it():
     probs = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9, 0.95, 0.99])
     truth = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
-    t = threshold_at_recall(probs, truth, 5 / 6)
-    assert t == 0.7
+    t = threshold_for_recall(probs, truth, 5 / 6)
+    assert abs(t - 0.65) < 1e-9
     f = figures(probs, truth, t)
     assert f["sensitivity"] == round(5 / 6, 4) and f["specificity"] == 1.0 and f["accuracy"] == 0.9
     assert figures(probs, truth, 0.5)["specificity"] == 0.75 and f["auc"] == round(23 / 24, 4)
-    # sensitivity + specificity is largest (1 + 5/6, or 5/6 + 1) between 0.6 and 0.7 or between 0.3 and 0.4;
-    # the middle of the widest of those runs: (0.6 + 0.7) / 2
+    # sensitivity + specificity: 1 + 3/4 between 0.3 and 0.4, 5/6 + 1 between 0.6 and 0.7 (the largest)
     b = threshold_balanced(probs, truth)
     assert abs(b - 0.65) < 1e-9
     fb = figures(probs, truth, b)

@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from medkit.data.cache import cache_memory, log_cache_memory
 from medkit.data.chest_xray import build_chest_xray_datalist
 from medkit.data.covid import build_covid_datalist
-from medkit.data.datalist import class_counts, class_weights, load_datalist, write_json_atomic
+from medkit.data.datalist import (
+    class_counts,
+    class_weights,
+    debias_sampler,
+    debias_weights,
+    load_datalist,
+    write_json_atomic,
+)
 from medkit.data.inference import TolerantDataset, inference_datalist, series_datalist
 from medkit.data.lgg import as_segmentation_datalist, build_lgg_datalist, group_cases
 from medkit.data.rsna import build_rsna_datalist, read_rsna_labels
@@ -39,6 +46,8 @@ __all__ = [
     "split_by_patient",
     "class_counts",
     "class_weights",
+    "debias_weights",
+    "debias_sampler",
     "load_datalist",
     "write_json_atomic",
     "read_rsna_labels",

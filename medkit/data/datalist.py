@@ -13,7 +13,15 @@ import numpy as np
 from medkit.errors import InputFileError
 from medkit.io.atomic import write_json_atomic
 
-__all__ = ["write_json_atomic", "load_datalist", "item_class", "class_counts", "class_weights"]
+__all__ = [
+    "write_json_atomic",
+    "load_datalist",
+    "item_class",
+    "class_counts",
+    "class_weights",
+    "debias_weights",
+    "debias_sampler",
+]
 
 
 def load_datalist(path: str | os.PathLike) -> dict:
@@ -67,3 +75,45 @@ def class_weights(items: Sequence[dict], num_classes: int) -> list[float]:
     if present.size:
         weights = weights / present.mean()
     return [float(w) for w in weights]
+
+
+def debias_weights(items: Sequence[dict], score_key: str, floor: float = 0.05) -> np.ndarray:
+    """Sampling weights under which a known shortcut no longer predicts the label, for two classes.
+
+    ``item[score_key]`` is what a model of the shortcut alone (e.g. acquisition traits, ``trait_score`` of the
+    chest X-ray ``split="traits"``) gives as the probability of class 1. Each item gets ``1 / p(its label |
+    shortcut)``, with the probability kept at least ``floor`` so a few images cannot take over; the weights are then
+    scaled so each class keeps its share of the draws. Drawn this way, images whose shortcut points the wrong way
+    are seen as often as those it points the right way.
+
+    Raises:
+        ValueError: an item lacks ``score_key`` or has a label other than 0 or 1.
+    """
+    labels, scores = [], []
+    for i, item in enumerate(items):
+        if score_key not in item:
+            name = item.get("image", f"item {i}")
+            raise ValueError(f"{name}: no '{score_key}' in the datalist item (debias_score needs a scored datalist)")
+        labels.append(item_class(item["label"]))
+        scores.append(float(item[score_key]))
+    y, s = np.asarray(labels), np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ValueError(f"debias_score works on two classes (labels 0 and 1), got {sorted(set(y.tolist()))}")
+    weights = 1.0 / np.maximum(np.where(y == 1, s, 1.0 - s), float(floor))
+    for c in (0, 1):
+        chosen = y == c
+        if chosen.any():
+            weights[chosen] *= chosen.sum() / weights[chosen].sum()
+    return weights
+
+
+def debias_sampler(items: Sequence[dict], score_key: str, seed: int = 0, floor: float = 0.05) -> Any:
+    """A ``WeightedRandomSampler`` drawing ``len(items)`` items a epoch with ``debias_weights``, seeded; ``None``
+    when ``score_key`` is empty (the data loader shuffles instead)."""
+    if not score_key:
+        return None
+    import torch
+
+    weights = torch.as_tensor(debias_weights(items, score_key, floor), dtype=torch.double)
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.utils.data.WeightedRandomSampler(weights, len(items), replacement=True, generator=generator)

@@ -34,7 +34,7 @@ def test_threshold_keeps_the_asked_sensitivity_and_figures_follow_it():
 def test_one_run_trains_on_the_trait_split_and_reports_both_validations(tmp_path, synthetic_cxr):
     work = tmp_path / "shift"
     cmd = [sys.executable, SCRIPT, "--data", synthetic_cxr, "--work", str(work), "--run", "R", "--val-fraction", "0.3"]
-    cmd += ["--validation", "traits", "--set", "epochs=1", "--set", "batch_size=8"]
+    cmd += ["--validation", "traits", "--set", "epochs=1", "--set", "batch_size=8", "--set", "debias_score=trait_score"]
     recipe = ["--aug", "erase_prob=0.5", "--pre", "crop_margin=0.05"]
     proc = subprocess.run(cmd + recipe, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]

@@ -122,10 +122,18 @@ def _check_labels(datalist: dict, class_names: Sequence[str] | None, where: str)
             raise MedkitError(f"{where}: datalist classes {found} differ from the bundle's {list(class_names)}")
 
 
+#: item keys only training reads (``debias_score``'s scores); evaluation leaves them out, so a split joined from
+#: scored and unscored parts (``"all"``: the test images carry no score) still batches
+TRAINING_ONLY_KEYS = ("trait_score",)
+
+
 def select_split(datalist: dict, split: str) -> list[dict]:
-    """Items of one split of a datalist; ``"all"`` joins every split."""
+    """Items of one split of a datalist, without ``TRAINING_ONLY_KEYS``; ``"all"`` joins every split."""
     if split not in SPLITS:
         raise MedkitError(f"unknown split '{split}', expected one of {list(SPLITS)}")
-    if split == "all":
-        return [item for name in SPLITS[:-1] for item in datalist.get(name, [])]
-    return list(datalist.get(split, []))
+    names = SPLITS[:-1] if split == "all" else (split,)
+    return [
+        {k: v for k, v in item.items() if k not in TRAINING_ONLY_KEYS}
+        for name in names
+        for item in datalist.get(name, [])
+    ]

@@ -109,8 +109,19 @@ def debias_weights(items: Sequence[dict], score_key: str, floor: float = 0.05) -
 
 def debias_sampler(items: Sequence[dict], score_key: str, seed: int = 0, floor: float = 0.05) -> Any:
     """A ``WeightedRandomSampler`` drawing ``len(items)`` items a epoch with ``debias_weights``, seeded; ``None``
-    when ``score_key`` is empty (the data loader shuffles instead)."""
+    (the data loader shuffles instead) when ``score_key`` is empty, or, with a warning, when no item carries it (a
+    datalist of other images, e.g. MONAI Label's, where the scored shortcut does not apply). Some items scored and
+    others not is an error (``debias_weights``)."""
     if not score_key:
+        return None
+    if items and not any(score_key in item for item in items):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "debias_score '%s': no training item carries it (it comes with the datalist builder's scored split, "
+            "e.g. chest X-ray split='traits'); training images are drawn uniformly",
+            score_key,
+        )
         return None
     import torch
 

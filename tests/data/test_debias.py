@@ -40,6 +40,7 @@ def test_debias_weights_refuse_missing_scores_and_more_classes():
 def test_debias_sampler_is_seeded_and_off_without_a_key():
     items = _items([0.9, 0.1, 0.2, 0.8] * 5, [0, 0, 1, 1] * 5)
     assert debias_sampler(items, "") is None
+    assert debias_sampler([{"image": "x.png", "label": 0}], "trait_score") is None  # an unscored datalist: shuffle
     draws = [list(debias_sampler(items, "trait_score", seed=3)) for _ in range(2)]
     assert draws[0] == draws[1] and len(draws[0]) == len(items)
     assert isinstance(debias_sampler(items, "trait_score"), torch.utils.data.WeightedRandomSampler)

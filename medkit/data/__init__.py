@@ -11,11 +11,14 @@ from medkit.data.cache import cache_memory, log_cache_memory
 from medkit.data.chest_xray import build_chest_xray_datalist
 from medkit.data.covid import build_covid_datalist
 from medkit.data.datalist import (
+    DistributedWeightedSampler,
     class_counts,
     class_weights,
-    debias_sampler,
+    debias_sample_weights,
     debias_weights,
+    distributed_train_sampler,
     load_datalist,
+    train_sampler,
     write_json_atomic,
 )
 from medkit.data.inference import TolerantDataset, inference_datalist, series_datalist
@@ -47,7 +50,10 @@ __all__ = [
     "class_counts",
     "class_weights",
     "debias_weights",
-    "debias_sampler",
+    "debias_sample_weights",
+    "train_sampler",
+    "distributed_train_sampler",
+    "DistributedWeightedSampler",
     "load_datalist",
     "write_json_atomic",
     "read_rsna_labels",

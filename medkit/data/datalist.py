@@ -20,7 +20,10 @@ __all__ = [
     "class_counts",
     "class_weights",
     "debias_weights",
-    "debias_sampler",
+    "debias_sample_weights",
+    "train_sampler",
+    "distributed_train_sampler",
+    "DistributedWeightedSampler",
 ]
 
 
@@ -107,11 +110,11 @@ def debias_weights(items: Sequence[dict], score_key: str, floor: float = 0.05) -
     return weights
 
 
-def debias_sampler(items: Sequence[dict], score_key: str, seed: int = 0, floor: float = 0.05) -> Any:
-    """A ``WeightedRandomSampler`` drawing ``len(items)`` items a epoch with ``debias_weights``, seeded; ``None``
-    (the data loader shuffles instead) when ``score_key`` is empty, or, with a warning, when no item carries it (a
-    datalist of other images, e.g. MONAI Label's, where the scored shortcut does not apply). Some items scored and
-    others not is an error (``debias_weights``)."""
+def debias_sample_weights(items: Sequence[dict], score_key: str, floor: float = 0.05) -> Any:
+    """``debias_weights`` of ``items`` as a tensor, for ``train_sampler``; ``None`` (uniform draws) when
+    ``score_key`` is empty, or, with a warning, when no item carries it (a datalist of other images, e.g. MONAI
+    Label's or ``medkit prepare``'s, where the scored shortcut does not apply). Some items scored and others not is
+    an error (``debias_weights``)."""
     if not score_key:
         return None
     if items and not any(score_key in item for item in items):
@@ -125,6 +128,60 @@ def debias_sampler(items: Sequence[dict], score_key: str, seed: int = 0, floor: 
         return None
     import torch
 
-    weights = torch.as_tensor(debias_weights(items, score_key, floor), dtype=torch.double)
+    return torch.as_tensor(debias_weights(items, score_key, floor), dtype=torch.double)
+
+
+def train_sampler(weights: Any, seed: int = 0) -> Any:
+    """The training data loader's sampler: ``None`` (the loader shuffles) without ``weights``, else a seeded
+    ``WeightedRandomSampler`` drawing ``len(weights)`` items an epoch with replacement."""
+    if weights is None:
+        return None
+    import torch
+
     generator = torch.Generator().manual_seed(int(seed))
-    return torch.utils.data.WeightedRandomSampler(weights, len(items), replacement=True, generator=generator)
+    return torch.utils.data.WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
+
+
+def distributed_train_sampler(dataset: Any, weights: Any = None, seed: int = 0) -> Any:
+    """The training sampler of one of several processes (``configs/multi_gpu_train.json``): MONAI's
+    ``DistributedSampler`` (shuffled, evenly divisible) without ``weights``, else ``DistributedWeightedSampler``."""
+    if weights is None:
+        from monai.data import DistributedSampler
+
+        return DistributedSampler(dataset, even_divisible=True, shuffle=True, seed=int(seed))
+    return DistributedWeightedSampler(dataset, weights, seed=int(seed))
+
+
+def _distributed_sampler_base() -> type:
+    from torch.utils.data.distributed import DistributedSampler
+
+    return DistributedSampler
+
+
+class DistributedWeightedSampler(_distributed_sampler_base()):
+    """Weighted draws with replacement, ``ceil(len(dataset) / replicas)`` per process an epoch, each process with
+    its own generator (seed, epoch and rank), so the processes together draw as one ``WeightedRandomSampler``
+    would. A ``DistributedSampler``, so the engines call ``set_epoch`` at each epoch.
+
+    Args:
+        dataset: the training dataset (its length must match ``weights``).
+        weights: one non-negative weight per item.
+        num_replicas, rank: as ``DistributedSampler`` (default: the process group's).
+        seed: base seed of the draws.
+    """
+
+    def __init__(
+        self, dataset: Any, weights: Any, num_replicas: int | None = None, rank: int | None = None, seed: int = 0
+    ) -> None:
+        import torch
+
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.weights = torch.as_tensor(weights, dtype=torch.double)
+        if len(self.weights) != len(dataset):
+            raise ValueError(f"{len(self.weights)} weights for a dataset of {len(dataset)} items")
+
+    def __iter__(self):
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch + self.rank)
+        return iter(torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist())

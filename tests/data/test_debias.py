@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from medkit.data import debias_sampler, debias_weights
+from medkit.data import (
+    DistributedWeightedSampler,
+    debias_sample_weights,
+    debias_weights,
+    train_sampler,
+)
 
 
 def _items(scores, labels):
@@ -37,13 +42,38 @@ def test_debias_weights_refuse_missing_scores_and_more_classes():
         debias_weights(_items([0.2, 0.3], [0, 2]), "trait_score")
 
 
+def _sampler(items, key, seed=0):
+    return train_sampler(debias_sample_weights(items, key), seed)
+
+
 def test_debias_sampler_is_seeded_and_off_without_a_key():
     items = _items([0.9, 0.1, 0.2, 0.8] * 5, [0, 0, 1, 1] * 5)
-    assert debias_sampler(items, "") is None
-    assert debias_sampler([{"image": "x.png", "label": 0}], "trait_score") is None  # an unscored datalist: shuffle
-    draws = [list(debias_sampler(items, "trait_score", seed=3)) for _ in range(2)]
+    assert debias_sample_weights(items, "") is None and train_sampler(None) is None
+    assert debias_sample_weights([{"image": "x.png", "label": 0}], "trait_score") is None  # unscored: shuffle
+    draws = [list(_sampler(items, "trait_score", seed=3)) for _ in range(2)]
     assert draws[0] == draws[1] and len(draws[0]) == len(items)
-    assert isinstance(debias_sampler(items, "trait_score"), torch.utils.data.WeightedRandomSampler)
+    assert isinstance(_sampler(items, "trait_score"), torch.utils.data.WeightedRandomSampler)
     # the images whose score contradicts their label (indices 0 and 2 of each four) are drawn more often
-    counts = np.bincount(np.concatenate([list(debias_sampler(items, "trait_score", seed=s)) for s in range(50)]) % 4)
+    counts = np.bincount(np.concatenate([list(_sampler(items, "trait_score", seed=s)) for s in range(50)]) % 4)
     assert counts[0] > 3 * counts[1] and counts[2] > 3 * counts[3]
+
+
+def test_distributed_weighted_sampler_splits_the_draws_between_processes():
+    items = _items([0.9, 0.1, 0.2, 0.8] * 5, [0, 0, 1, 1] * 5)
+    weights = debias_sample_weights(items, "trait_score")
+    ranks = [DistributedWeightedSampler(items, weights, num_replicas=2, rank=r, seed=1) for r in (0, 1)]
+    first = [list(r) for r in ranks]
+    assert [len(d) for d in first] == [10, 10] and first[0] != first[1]  # each process its own draws
+    assert [list(r) for r in ranks] == first  # the same epoch draws the same
+    for r in ranks:
+        r.set_epoch(1)
+    assert [list(r) for r in ranks] != first  # another epoch other draws
+    drawn = []
+    for epoch in range(30):
+        for r in ranks:
+            r.set_epoch(epoch)
+            drawn += list(r)
+    counts = np.bincount(np.asarray(drawn) % 4)
+    assert counts[0] > 3 * counts[1] and counts[2] > 3 * counts[3]
+    with pytest.raises(ValueError, match="3 weights for a dataset of 20 items"):
+        DistributedWeightedSampler(items, weights[:3], num_replicas=2, rank=0)

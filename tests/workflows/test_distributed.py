@@ -138,12 +138,15 @@ def test_two_processes_through_monai_runner_split_the_data_and_agree_with_one(cx
     probe.write_text(
         json.dumps(
             {
+                # uniform draws, which partition the data between the processes (the weighted draws of
+                # debias_score, with replacement, do not: tests/data/test_debias.py)
+                "debias_score": "",
                 "run": [
                     "$@validate#early_stop.set_trainer(@train#trainer)",
                     "$import tests.workflows.ddp_probe as ddp_probe",
                     f"$ddp_probe.record_samples(@train#trainer, '{seen}')",
                     "$@train#trainer.run()",
-                ]
+                ],
             }
         )
     )

@@ -40,9 +40,12 @@ def test_predict_a_classifier(studies, tmp_path):
         os.path.join(BUNDLES, "pneumonia"), os.path.join(studies, IMAGES["pneumonia"] + ".jpeg"), str(tmp_path), "cpu"
     )
     assert label_file is None
-    assert list(result["probabilities"]) == ["NORMAL", "PNEUMONIA"] and result["threshold"] is None
+    from medkit.bundle import load_metadata
+
+    threshold = load_metadata(os.path.join(BUNDLES, "pneumonia"))["medkit"]["threshold"]  # the shipped one
+    assert list(result["probabilities"]) == ["NORMAL", "PNEUMONIA"] and result["threshold"] == threshold
     assert sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-4)
-    assert result["label"] == max(result["probabilities"], key=result["probabilities"].get)
+    assert result["label"] == ("PNEUMONIA" if result["probabilities"]["PNEUMONIA"] >= threshold else "NORMAL")
 
 
 def test_predict_names_the_bad_input(studies, tmp_path):

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data.distributed import DistributedSampler
 
 from medkit.errors import InputFileError
 from medkit.io.atomic import write_json_atomic
@@ -126,8 +128,6 @@ def debias_sample_weights(items: Sequence[dict], score_key: str, floor: float = 
             score_key,
         )
         return None
-    import torch
-
     return torch.as_tensor(debias_weights(items, score_key, floor), dtype=torch.double)
 
 
@@ -136,8 +136,6 @@ def train_sampler(weights: Any, seed: int = 0) -> Any:
     ``WeightedRandomSampler`` drawing ``len(weights)`` items an epoch with replacement."""
     if weights is None:
         return None
-    import torch
-
     generator = torch.Generator().manual_seed(int(seed))
     return torch.utils.data.WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
 
@@ -152,13 +150,7 @@ def distributed_train_sampler(dataset: Any, weights: Any = None, seed: int = 0) 
     return DistributedWeightedSampler(dataset, weights, seed=int(seed))
 
 
-def _distributed_sampler_base() -> type:
-    from torch.utils.data.distributed import DistributedSampler
-
-    return DistributedSampler
-
-
-class DistributedWeightedSampler(_distributed_sampler_base()):
+class DistributedWeightedSampler(DistributedSampler):
     """Weighted draws with replacement, ``ceil(len(dataset) / replicas)`` per process an epoch, each process with
     its own generator (seed, epoch and rank), so the processes together draw as one ``WeightedRandomSampler``
     would. A ``DistributedSampler``, so the engines call ``set_epoch`` at each epoch.
@@ -173,15 +165,11 @@ class DistributedWeightedSampler(_distributed_sampler_base()):
     def __init__(
         self, dataset: Any, weights: Any, num_replicas: int | None = None, rank: int | None = None, seed: int = 0
     ) -> None:
-        import torch
-
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=False)
         self.weights = torch.as_tensor(weights, dtype=torch.double)
         if len(self.weights) != len(dataset):
             raise ValueError(f"{len(self.weights)} weights for a dataset of {len(dataset)} items")
 
     def __iter__(self):
-        import torch
-
         generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch + self.rank)
         return iter(torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist())

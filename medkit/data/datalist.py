@@ -132,12 +132,12 @@ def debias_sample_weights(items: Sequence[dict], score_key: str, floor: float = 
 
 
 def train_sampler(weights: Any, seed: int = 0) -> Any:
-    """The training data loader's sampler: ``None`` (the loader shuffles) without ``weights``, else a seeded
-    ``WeightedRandomSampler`` drawing ``len(weights)`` items an epoch with replacement."""
+    """The training data loader's sampler in one process: ``None`` (the loader shuffles) without ``weights``, else
+    ``DistributedWeightedSampler`` of one replica. Its draws depend only on the seed and the epoch (the engines call
+    ``set_epoch``), so a resumed training draws what the uninterrupted one would have."""
     if weights is None:
         return None
-    generator = torch.Generator().manual_seed(int(seed))
-    return torch.utils.data.WeightedRandomSampler(weights, len(weights), replacement=True, generator=generator)
+    return DistributedWeightedSampler(weights, weights, num_replicas=1, rank=0, seed=int(seed))
 
 
 def distributed_train_sampler(dataset: Any, weights: Any = None, seed: int = 0) -> Any:
@@ -152,8 +152,8 @@ def distributed_train_sampler(dataset: Any, weights: Any = None, seed: int = 0) 
 
 class DistributedWeightedSampler(DistributedSampler):
     """Weighted draws with replacement, ``ceil(len(dataset) / replicas)`` per process an epoch, each process with
-    its own generator (seed, epoch and rank), so the processes together draw as one ``WeightedRandomSampler``
-    would. A ``DistributedSampler``, so the engines call ``set_epoch`` at each epoch.
+    its own generator (seed, epoch and rank), so the processes together draw as one weighted sampler would. A
+    ``DistributedSampler``, so the engines call ``set_epoch`` at each epoch and a resumed run repeats the draws.
 
     Args:
         dataset: the training dataset (its length must match ``weights``).

@@ -52,9 +52,16 @@ def test_debias_sampler_is_seeded_and_off_without_a_key():
     assert debias_sample_weights([{"image": "x.png", "label": 0}], "trait_score") is None  # unscored: shuffle
     draws = [list(_sampler(items, "trait_score", seed=3)) for _ in range(2)]
     assert draws[0] == draws[1] and len(draws[0]) == len(items)
-    assert isinstance(_sampler(items, "trait_score"), torch.utils.data.WeightedRandomSampler)
+    sampler = _sampler(items, "trait_score", seed=3)
+    assert isinstance(sampler, torch.utils.data.distributed.DistributedSampler)  # the engines call set_epoch
+    sampler.set_epoch(2)
+    epoch2 = list(sampler)
+    assert epoch2 != draws[0] and list(_sampler(items, "trait_score", seed=3)) == draws[0]
+    again = _sampler(items, "trait_score", seed=3)
+    again.set_epoch(2)  # as a resumed run's sampler at its first epoch
+    assert list(again) == epoch2
     # the images whose score contradicts their label (indices 0 and 2 of each four) are drawn more often
-    counts = np.bincount(np.concatenate([list(_sampler(items, "trait_score", seed=s)) for s in range(50)]) % 4)
+    counts = np.bincount(np.concatenate([list(_sampler(items, "trait_score", seed=k)) for k in range(50)]) % 4)
     assert counts[0] > 3 * counts[1] and counts[2] > 3 * counts[3]
 
 

@@ -151,9 +151,11 @@ def distributed_train_sampler(dataset: Any, weights: Any = None, seed: int = 0) 
 
 
 class DistributedWeightedSampler(DistributedSampler):
-    """Weighted draws with replacement, ``ceil(len(dataset) / replicas)`` per process an epoch, each process with
-    its own generator (seed, epoch and rank), so the processes together draw as one weighted sampler would. A
-    ``DistributedSampler``, so the engines call ``set_epoch`` at each epoch and a resumed run repeats the draws.
+    """Weighted draws with replacement, ``ceil(len(dataset) / replicas)`` per process an epoch. Each process has
+    its own stream (seed + rank) of which epoch ``e`` (as the engines number them, from 1) takes the ``e``-th draw,
+    so the draws depend only on seed, rank and epoch: a resumed run repeats them, and one replica draws exactly
+    what ``torch.utils.data.WeightedRandomSampler`` with a generator seeded by ``seed`` draws epoch after epoch.
+    A ``DistributedSampler``, so the engines call ``set_epoch`` at each epoch.
 
     Args:
         dataset: the training dataset (its length must match ``weights``).
@@ -171,5 +173,7 @@ class DistributedWeightedSampler(DistributedSampler):
             raise ValueError(f"{len(self.weights)} weights for a dataset of {len(dataset)} items")
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch + self.rank)
+        generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.rank)
+        for _ in range(max(self.epoch - 1, 0)):  # the draws of the epochs before this one
+            torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
         return iter(torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist())

@@ -54,12 +54,18 @@ def test_debias_sampler_is_seeded_and_off_without_a_key():
     assert draws[0] == draws[1] and len(draws[0]) == len(items)
     sampler = _sampler(items, "trait_score", seed=3)
     assert isinstance(sampler, torch.utils.data.distributed.DistributedSampler)  # the engines call set_epoch
-    sampler.set_epoch(2)
-    epoch2 = list(sampler)
-    assert epoch2 != draws[0] and list(_sampler(items, "trait_score", seed=3)) == draws[0]
+    # epochs 1, 2, 3 (as the engines number them) draw what torch's WeightedRandomSampler with a generator seeded
+    # the same way draws epoch after epoch; a resumed run's sampler, set to epoch 3 at once, draws epoch 3's
+    plain = torch.utils.data.WeightedRandomSampler(
+        debias_sample_weights(items, "trait_score"), len(items), generator=torch.Generator().manual_seed(3)
+    )
+    expected = [list(plain) for _ in range(3)]
+    for epoch in (1, 2, 3):
+        sampler.set_epoch(epoch)
+        assert list(sampler) == expected[epoch - 1]
     again = _sampler(items, "trait_score", seed=3)
-    again.set_epoch(2)  # as a resumed run's sampler at its first epoch
-    assert list(again) == epoch2
+    again.set_epoch(3)
+    assert list(again) == expected[2] != expected[1]
     # the images whose score contradicts their label (indices 0 and 2 of each four) are drawn more often
     counts = np.bincount(np.concatenate([list(_sampler(items, "trait_score", seed=k)) for k in range(50)]) % 4)
     assert counts[0] > 3 * counts[1] and counts[2] > 3 * counts[3]
@@ -73,10 +79,10 @@ def test_distributed_weighted_sampler_splits_the_draws_between_processes():
     assert [len(d) for d in first] == [10, 10] and first[0] != first[1]  # each process its own draws
     assert [list(r) for r in ranks] == first  # the same epoch draws the same
     for r in ranks:
-        r.set_epoch(1)
-    assert [list(r) for r in ranks] != first  # another epoch other draws
+        r.set_epoch(2)
+    assert [list(r) for r in ranks] != first  # another epoch other draws (first: epoch 0, drawn as epoch 1)
     drawn = []
-    for epoch in range(30):
+    for epoch in range(1, 31):
         for r in ranks:
             r.set_epoch(epoch)
             drawn += list(r)
